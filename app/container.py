@@ -1,0 +1,106 @@
+"""Builds every component once from the settings: the one place that picks backends."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+from app import models
+from app.config import Settings
+from app.embeddings import Embedder, HashEmbedder, SentenceTransformerEmbedder
+from app.llm.base import LLM
+from app.llm.fake import FakeLLM
+from app.llm.gate import GenerationGate
+from app.prompts import PromptLibrary
+from app.rag.answer import AnswerService
+from app.retrieval.bm25 import BM25Index, refresh_bm25
+from app.retrieval.hybrid import HybridRetriever
+from app.retrieval.store import ChromaStore, MemoryStore, VectorStore
+
+logger = logging.getLogger(__name__)
+
+
+def build_embedder(settings: Settings) -> Embedder:
+    cfg = settings.embedding
+    match cfg.backend:
+        case "fake":
+            return HashEmbedder()
+        case "sentence-transformers":
+            path = models.embedding_model_path(cfg.model_path, settings.model_cache_dir)
+            return SentenceTransformerEmbedder(
+                path,
+                device=cfg.device,
+                batch_size=cfg.batch_size,
+                max_seq_length=cfg.max_seq_length,
+            )
+
+
+def build_store(settings: Settings) -> VectorStore:
+    match settings.store.backend:
+        case "memory":
+            return MemoryStore()
+        case "chroma":
+            return ChromaStore(
+                settings.chroma_dir, settings.store.collection, batch_size=settings.store.batch_size
+            )
+
+
+def build_llm(settings: Settings) -> LLM:
+    cfg = settings.llm
+    match cfg.backend:
+        case "fake":
+            return FakeLLM(cfg.n_ctx)
+        case "llamacpp":
+            from app.llm.llamacpp import LlamaCppLLM
+
+            path = models.chat_model_path(cfg.model, cfg.model_path, settings.model_cache_dir)
+            return LlamaCppLLM(path, cfg)
+
+
+class LexicalIndex:
+    """The BM25 index in use; swapped atomically after an ingest."""
+
+    def __init__(self, store: VectorStore, settings: Settings) -> None:
+        self._store = store
+        self._path = settings.bm25_path
+        self._lock = threading.Lock()
+        self.current = self.reload()
+
+    def reload(self) -> BM25Index:
+        with self._lock:
+            if refresh_bm25(self._store, self._path):
+                logger.warning("BM25 index was missing or stale; rebuilt from the vector store")
+            index = BM25Index.load(self._path)
+            assert index is not None
+            self.current = index
+            return index
+
+
+@dataclass
+class Container:
+    settings: Settings
+    embedder: Embedder
+    store: VectorStore
+    lexical: LexicalIndex
+    llm: LLM
+    retriever: HybridRetriever
+    answers: AnswerService
+    prompts: PromptLibrary
+
+    def gate(self) -> GenerationGate:
+        """A fresh gate; it must be created inside the running event loop."""
+        return GenerationGate(self.settings.llm.queue_size, self.settings.llm.retry_after_s)
+
+
+def build_container(settings: Settings, *, llm: LLM | None = None) -> Container:
+    embedder = build_embedder(settings)
+    store = build_store(settings)
+    lexical = LexicalIndex(store, settings)
+    model = llm if llm is not None else build_llm(settings)
+    prompts = PromptLibrary()
+    retriever = HybridRetriever(embedder, store, lambda: lexical.current, settings.retrieval)
+    answers = AnswerService(
+        retriever, model, prompts, settings.retrieval, settings.answer, settings.llm.max_tokens
+    )
+    return Container(settings, embedder, store, lexical, model, retriever, answers, prompts)

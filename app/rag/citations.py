@@ -1,0 +1,111 @@
+"""Citations checked by the pipeline, not trusted from the model.
+
+Each answer sentence keeps a citation only when the cited passage holds
+enough of the sentence's words (`min_support`); a sentence without a valid
+citation gets the passage that supports it best, and a sentence that no
+passage supports is dropped. Citations are renumbered in order of use.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from app.domain import Citation, RetrievedChunk
+from app.text import words
+
+_MARKER = re.compile(r"\s*[\[【]\s*(\d+(?:\s*[,，、]\s*\d+)*)\s*[\]】]")
+_SENTENCE = re.compile(
+    r"[^。！？!?\n]+?(?:[。！？!?]+|\.(?=\s|$)|\n|$)(?:\s*[\[【][\d,，、\s]+[\]】])*"
+)
+_REFUSAL = re.compile(
+    r"i\s+(?:do\s+not|don't|dont)\s+know|cannot\s+answer|can't\s+answer|不知道|无法回答|没有(?:相关)?(?:信息|资料)",
+    re.IGNORECASE,
+)
+SNIPPET_CHARS = 240
+
+
+@dataclass(frozen=True)
+class CheckedAnswer:
+    text: str
+    citations: list[Citation]
+    kept_sentences: int
+    dropped_sentences: int
+
+
+def is_refusal(text: str) -> bool:
+    return bool(_REFUSAL.search(text))
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences with their trailing citation markers still attached."""
+    return [s.strip() for s in _SENTENCE.findall(text) if s.strip()]
+
+
+def support(sentence_words: set[str], passage_words: set[str]) -> float:
+    """Share of the sentence's content words that the passage contains."""
+    if not sentence_words:
+        return 0.0
+    return len(sentence_words & passage_words) / len(sentence_words)
+
+
+def best_snippet(passage: str, claim_words: set[str]) -> str:
+    """The passage sentence that overlaps the claim most, as the visible evidence."""
+    candidates = split_sentences(passage) or [passage]
+    best = max(candidates, key=lambda s: len(claim_words & set(words(s))))
+    if len(best) < 60 and len(passage) > len(best):
+        best = passage
+    return best if len(best) <= SNIPPET_CHARS else best[: SNIPPET_CHARS - 1] + "…"
+
+
+def _with_marks(body: str, marks: str) -> str:
+    """Markers go before the sentence's closing punctuation: "… 30 days [1]." / "…退货[1]。"."""
+    stripped = body.rstrip("。！？!?.；;")
+    end = body[len(stripped) :]
+    space = "" if stripped and "\u4e00" <= stripped[-1] <= "\u9fff" else " "
+    return f"{stripped}{space}{marks}{end}"
+
+
+def check(answer: str, passages: list[RetrievedChunk], min_support: float) -> CheckedAnswer:
+    """Validate, repair and renumber citations; drop sentences nothing supports."""
+    passage_words = [set(words(f"{p.chunk.title}\n{p.chunk.text}")) for p in passages]
+    numbering: dict[int, int] = {}
+    claims: dict[int, set[str]] = {}
+    out: list[str] = []
+    dropped = 0
+    for sentence in split_sentences(answer):
+        cited = [int(n) for m in _MARKER.findall(sentence) for n in re.split(r"[,，、\s]+", m) if n]
+        body = _MARKER.sub("", sentence).strip()
+        toks = set(words(body))
+        if not toks:
+            if body:
+                out.append(body)
+            continue
+        scores = {i: support(toks, pw) for i, pw in enumerate(passage_words)}
+        valid = [n - 1 for n in dict.fromkeys(cited) if 0 < n <= len(passages)]
+        valid = [i for i in valid if scores[i] >= min_support]
+        if not valid and scores:
+            best = max(scores, key=lambda i: (scores[i], -i))
+            if scores[best] >= min_support:
+                valid = [best]
+        if not valid:
+            dropped += 1
+            continue
+        marks = []
+        for i in valid:
+            numbering.setdefault(i, len(numbering) + 1)
+            claims.setdefault(i, set()).update(toks)
+            marks.append(f"[{numbering[i]}]")
+        out.append(_with_marks(body, "".join(marks)))
+    citations = [
+        Citation(
+            n=n,
+            doc_id=passages[i].chunk.doc_id,
+            title=passages[i].chunk.title,
+            source=str(passages[i].chunk.metadata.get("source", "")),
+            snippet=best_snippet(passages[i].chunk.text, claims[i]),
+        )
+        for i, n in sorted(numbering.items(), key=lambda item: item[1])
+    ]
+    joiner = "" if any("\u4e00" <= ch <= "\u9fff" for ch in answer) else " "
+    return CheckedAnswer(joiner.join(out), citations, len(out), dropped)

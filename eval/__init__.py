@@ -1,0 +1,1 @@
+"""Offline evaluation: golden sets → runs → metrics → reports."""

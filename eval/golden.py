@@ -1,0 +1,45 @@
+"""The golden-set row model: every file is validated before a run starts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class GoldenError(ValueError):
+    """A golden file with a bad row; the message names the file and line."""
+
+
+class GoldenRow(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: str = Field(min_length=1)
+    question: str = Field(min_length=1)
+    reference_answer: str = ""
+    source_doc_ids: list[str] = Field(default_factory=list)
+    language: str = Field(pattern=r"^(zh|en)$")
+    corpus: str | None = None
+    dataset: str | None = None
+    scope: dict[str, Any] | None = None
+    all_answers: list[str] | None = None
+    answerable: bool = True
+    partial_doc_ids: list[str] | None = None
+
+    def part(self, default: str) -> str:
+        return self.dataset or default
+
+
+def load_golden(path: Path) -> list[GoldenRow]:
+    rows: list[GoldenRow] = []
+    with path.open(encoding="utf-8") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(GoldenRow.model_validate(json.loads(line)))
+            except (json.JSONDecodeError, ValidationError) as exc:
+                raise GoldenError(f"{path}:{number}: {exc}") from exc
+    return rows

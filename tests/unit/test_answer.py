@@ -1,0 +1,140 @@
+"""The answer service and the HTTP routes, over fakes (hash embedder, memory store, fake LLM)."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.config import Settings
+from app.domain import Chunk
+from app.main import create_app
+
+pytestmark = pytest.mark.unit
+
+
+def _chunk(doc_id: str, text: str, kind: str = "policy", lang: str = "en", **extra: str) -> Chunk:
+    meta = {
+        "doc_id": doc_id, "title": doc_id, "source": f"{doc_id}.md", "kind": kind, "lang": lang,
+        "content_hash": "h", "n_chunks": 1, "chunk_index": 0, **extra,
+    }
+    return Chunk(f"{doc_id}#0", doc_id, text, meta)
+
+
+CHUNKS = [
+    _chunk("returns", "Items can be returned within 30 days of delivery."),
+    _chunk("shipping", "Shipping is free on orders over 99 yuan."),
+    _chunk(
+        "faq-track", "How do I track my order?\nOpen My Orders and click Track.", kind="faq",
+        question="How do I track my order?", answer="Open My Orders and click Track.",
+    ),
+]
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[TestClient]:
+    settings = Settings(
+        data_dir=tmp_path,
+        llm={"backend": "fake"},
+        embedding={"backend": "fake"},
+        store={"backend": "memory"},
+        retrieval={"min_dense_score": 0.2, "faq_direct_score": 0.95},
+    )
+    with TestClient(create_app(settings)) as test_client:
+        container = test_client.app.state.container  # type: ignore[attr-defined]
+        container.store.upsert(
+            CHUNKS,
+            container.embedder.embed_documents(
+                [c.metadata.get("question") or c.text for c in CHUNKS]
+            ),
+        )
+        container.lexical.reload()
+        yield test_client
+
+
+def test_answer_cites_the_retrieved_passage(client: TestClient) -> None:
+    body = client.post("/v1/chat", json={"message": "returned within 30 days of delivery?"}).json()
+    assert body["outcome"] == "generated"
+    assert body["grounded"] is True
+    assert body["citations"][0]["doc_id"] == "returns"
+    assert "[1]" in body["answer"]
+    assert body["session_id"] and body["message_id"]
+
+
+def test_faq_question_is_answered_directly(client: TestClient) -> None:
+    body = client.post("/v1/chat", json={"message": "How do I track my order?"}).json()
+    assert body["outcome"] == "faq"
+    assert body["answer"].startswith("Open My Orders")
+    assert body["citations"][0]["doc_id"] == "faq-track"
+
+
+def test_off_topic_question_is_refused_without_citations(client: TestClient) -> None:
+    body = client.post("/v1/chat", json={"message": "volcano eruption forecast Iceland"}).json()
+    assert body["outcome"] == "refused"
+    assert body["citations"] == []
+    assert "human" in body["answer"]
+
+
+def test_filters_limit_retrieval(client: TestClient) -> None:
+    body = client.post(
+        "/v1/chat", json={"message": "returned within 30 days", "filters": {"kind": "faq"}}
+    ).json()
+    assert all(c["doc_id"] == "faq-track" for c in body["citations"])
+
+
+def test_session_id_is_echoed(client: TestClient) -> None:
+    body = client.post("/v1/chat", json={"message": "shipping free?", "session_id": "abc"}).json()
+    assert body["session_id"] == "abc"
+
+
+def test_stream_sends_meta_tokens_done(client: TestClient) -> None:
+    with client.stream("POST", "/v1/chat/stream", json={"message": "free shipping over 99 yuan"}) as r:
+        assert r.status_code == 200
+        text = "".join(r.iter_text())
+    events = [line.split(": ", 1)[1] for line in text.splitlines() if line.startswith("event: ")]
+    assert events[0] == "meta"
+    assert "token" in events
+    assert events[-1] == "done"
+    assert text.rstrip().endswith("data: [DONE]")
+
+
+@pytest.mark.parametrize(
+    ("payload", "code"),
+    [
+        ({"message": ""}, "empty_message"),
+        ({"message": "   \n "}, "empty_message"),
+        ({"message": "x" * 5000}, "message_too_long"),
+        ({"message": 42}, "invalid_request"),
+        ({}, "invalid_request"),
+        ({"message": "hi", "lang": "fr"}, "invalid_request"),
+        ({"message": "hi", "surprise": 1}, "invalid_request"),
+        ({"message": "hi", "filters": {f"k{i}": i for i in range(40)}}, "invalid_request"),
+    ],
+)
+def test_bad_input_gets_one_error_shape(client: TestClient, payload: object, code: str) -> None:
+    r = client.post("/v1/chat", json=payload)
+    assert r.status_code == 422
+    assert r.json() == {"error": {"code": code, "message": r.json()["error"]["message"]}}
+    assert "Traceback" not in r.text
+
+
+def test_invalid_json_and_huge_body(client: TestClient) -> None:
+    r = client.post("/v1/chat", content=b"{not json", headers={"content-type": "application/json"})
+    assert r.status_code == 422
+    assert r.json()["error"]["code"] == "invalid_request"
+    r = client.post("/v1/chat", content=b"x" * 100_000, headers={"content-type": "application/json"})
+    assert r.status_code == 413
+    assert r.json()["error"]["code"] == "payload_too_large"
+
+
+def test_unknown_route_uses_the_error_shape(client: TestClient) -> None:
+    r = client.get("/v1/nope")
+    assert r.status_code == 404
+    assert r.json()["error"]["code"] == "not_found"
+
+
+def test_health_and_ready(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz").json()
+    assert ready["status"] == "ready"
+    assert ready["chunks"] == 3
