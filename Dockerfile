@@ -31,7 +31,7 @@ COPY prompts/ prompts/
 COPY data/ data/
 RUN pip install --no-cache-dir --no-deps -e . \
  && shopdesk models install \
- && shopdesk ingest data/sample_shop \
+ && shopdesk ingest data/sample_shop/kb \
  && chown -R nobody /data /models
 
 EXPOSE 8000

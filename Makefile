@@ -31,7 +31,7 @@ models: $(STAMP)
 	$(BIN)/shopdesk models install
 
 ingest-sample: setup
-	$(BIN)/shopdesk ingest data/sample_shop --prune
+	$(BIN)/shopdesk ingest data/sample_shop/kb --prune
 
 run: ingest-sample
 	$(BIN)/shopdesk serve

@@ -83,7 +83,7 @@ def load_documents(paths: Sequence[Path], report: IngestReport) -> list[Document
     try:
         files = discover(paths)
     except LoadError as exc:
-        report.failures.append(FileFailure(str(exc.path), str(exc)))
+        report.failures.append(FileFailure(str(exc.path), exc.reason))
         return []
     for path in files:
         root = next((p for p in paths if p.is_dir() and path.is_relative_to(p)), path.parent)
@@ -91,8 +91,8 @@ def load_documents(paths: Sequence[Path], report: IngestReport) -> list[Document
         try:
             loaded = load_file(path, root)
         except LoadError as exc:
-            report.failures.append(FileFailure(str(path), str(exc)))
-            logger.warning("skipped %s: %s", path, exc)
+            report.failures.append(FileFailure(str(path), exc.reason))
+            logger.warning("skipped %s", exc)
             continue
         for doc in loaded:
             if doc.id in docs:
