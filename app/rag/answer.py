@@ -164,7 +164,9 @@ class AnswerService:
             return self.refusal(plan.lang, "context_too_small")
         if not raw.strip() or citations.is_refusal(raw):
             return self.refusal(plan.lang, "model_declined")
-        checked = citations.check(raw, plan.passages, self._answer.min_support)
+        checked = citations.check(
+            raw, plan.passages, self._answer.min_support, self._retriever.term_weight
+        )
         if not checked.citations:
             return self.refusal(plan.lang, "unsupported")
         if checked.dropped_sentences:

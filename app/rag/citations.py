@@ -9,6 +9,7 @@ passage supports is dropped. Citations are renumbered in order of use.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from app.domain import Citation, RetrievedChunk
@@ -20,6 +21,12 @@ _SENTENCE = re.compile(
 )
 _REFUSAL = re.compile(
     r"i\s+(?:do\s+not|don't|dont)\s+know|cannot\s+answer|can't\s+answer|不知道|无法回答|没有(?:相关)?(?:信息|资料)",
+    re.IGNORECASE,
+)
+# "as stated in [2]" / "according to passage [1]" lose their marker; drop the phrase too.
+_LEAD_IN = re.compile(
+    r",?\s*(?:as\s+(?:stated|mentioned|shown|described)\s+in|according\s+to|see)"
+    r"(?:\s+(?:passage|document|source)s?)?\s*(?=[.!?]|$)|(?:根据|参见)(?:资料)?\s*(?=[。！？]|$)",
     re.IGNORECASE,
 )
 SNIPPET_CHARS = 240
@@ -42,11 +49,19 @@ def split_sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCE.findall(text) if s.strip()]
 
 
-def support(sentence_words: set[str], passage_words: set[str]) -> float:
-    """Share of the sentence's content words that the passage contains."""
-    if not sentence_words:
+Weigher = Callable[[str], float]
+
+
+def support(sentence_words: set[str], passage_words: set[str], weight: Weigher) -> float:
+    """IDF-weighted share of the sentence's words that the passage contains.
+
+    Weighting matters: words found everywhere (the shop's name, "order") must
+    not let an invented sentence borrow support from any passage.
+    """
+    total = sum(weight(w) for w in sentence_words)
+    if not total:
         return 0.0
-    return len(sentence_words & passage_words) / len(sentence_words)
+    return sum(weight(w) for w in sentence_words & passage_words) / total
 
 
 def best_snippet(passage: str, claim_words: set[str]) -> str:
@@ -66,7 +81,16 @@ def _with_marks(body: str, marks: str) -> str:
     return f"{stripped}{space}{marks}{end}"
 
 
-def check(answer: str, passages: list[RetrievedChunk], min_support: float) -> CheckedAnswer:
+def _uniform(_: str) -> float:
+    return 1.0
+
+
+def check(
+    answer: str,
+    passages: list[RetrievedChunk],
+    min_support: float,
+    weight: Weigher = _uniform,
+) -> CheckedAnswer:
     """Validate, repair and renumber citations; drop sentences nothing supports."""
     passage_words = [set(words(f"{p.chunk.title}\n{p.chunk.text}")) for p in passages]
     numbering: dict[int, int] = {}
@@ -75,13 +99,13 @@ def check(answer: str, passages: list[RetrievedChunk], min_support: float) -> Ch
     dropped = 0
     for sentence in split_sentences(answer):
         cited = [int(n) for m in _MARKER.findall(sentence) for n in re.split(r"[,，、\s]+", m) if n]
-        body = _MARKER.sub("", sentence).strip()
+        body = _LEAD_IN.sub("", _MARKER.sub("", sentence)).strip().lstrip("：:，,;； ")
         toks = set(words(body))
         if not toks:
             if body:
                 out.append(body)
             continue
-        scores = {i: support(toks, pw) for i, pw in enumerate(passage_words)}
+        scores = {i: support(toks, pw, weight) for i, pw in enumerate(passage_words)}
         valid = [n - 1 for n in dict.fromkeys(cited) if 0 < n <= len(passages)]
         valid = [i for i in valid if scores[i] >= min_support]
         if not valid and scores:

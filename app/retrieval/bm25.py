@@ -81,6 +81,14 @@ class BM25Index:
             fingerprint=fingerprint(chunk_list),
         )
 
+    def idf(self, term: str) -> float:
+        """Inverse document frequency; a word the corpus never saw weighs the most."""
+        hit = self._postings.get(term)
+        if hit is not None:
+            return hit[2]
+        n = len(self.ids)
+        return math.log(1.0 + (n + 0.5) / 0.5)
+
     def __len__(self) -> int:
         return len(self.ids)
 

@@ -58,6 +58,10 @@ class HybridRetriever:
         self._bm25 = bm25
         self._settings = settings
 
+    def term_weight(self, term: str) -> float:
+        """IDF of a word in the current corpus (used to weigh citation support)."""
+        return self._bm25().idf(term)
+
     def retrieve(
         self,
         query: str,

@@ -71,3 +71,15 @@ def test_split_sentences_keeps_markers_with_their_sentence() -> None:
 )
 def test_refusal_detection(text: str, expected: bool) -> None:
     assert is_refusal(text) is expected
+
+
+def test_common_words_do_not_lend_support() -> None:
+    idf = {"lumen": 0.1, "leaf": 0.1, "returned": 2.0, "days": 2.0, "delivery": 2.0}
+    shop = _passage("about", "Lumen Leaf items can be returned within 30 days of delivery.")
+    out = check("Lumen Leaf was founded by Ada [1].", [shop], 0.3, lambda w: idf.get(w, 5.0))
+    assert out.citations == []
+
+
+def test_lead_in_phrase_is_removed_with_its_marker() -> None:
+    out = check("Returns are accepted within 30 days, as stated in [1].", [RETURNS], 0.3)
+    assert out.text == "Returns are accepted within 30 days [1]."
