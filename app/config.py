@@ -78,17 +78,23 @@ class RetrievalSettings(BaseModel):
     mode: Literal["hybrid", "dense", "bm25"] = Field("hybrid", description="Retrieval method.")
     top_k: int = Field(5, ge=1, le=50, description="Passages handed to the answer step.")
     candidates: int = Field(40, ge=1, le=500, description="Candidates per retriever before fusion.")
+    fusion: Literal["convex", "rrf"] = Field(
+        "convex", description="convex: cosine + bm25_weight * scaled BM25; rrf: weighted RRF."
+    )
     rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
     dense_weight: float = Field(1.0, ge=0.0, description="Weight of the dense ranking in RRF.")
-    bm25_weight: float = Field(0.5, ge=0.0, description="Weight of the BM25 ranking in RRF.")
+    bm25_weight: float = Field(0.2, ge=0.0, description="Weight of BM25 in the fusion.")
     min_dense_score: float = Field(
-        0.40,
+        0.36,
         ge=-1.0,
         le=1.0,
-        description="Gate: below this best cosine the bot says it does not know.",
+        description="Gate: below this best cosine the bot says it does not know (measured).",
     )
     faq_direct_score: float = Field(
-        0.80, ge=-1.0, le=1.0, description="FAQ question cosine at which the FAQ answers directly."
+        0.56,
+        ge=-1.0,
+        le=1.0,
+        description="FAQ question cosine at which the FAQ answers directly (measured).",
     )
 
 

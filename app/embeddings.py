@@ -53,7 +53,7 @@ class SentenceTransformerEmbedder:
         prompts = self._model.prompts or {}
         self._query_prompt = "query" if "query" in prompts else None
         self._doc_prompt = "document" if "document" in prompts else None
-        dim = self._model.get_sentence_embedding_dimension()
+        dim = self._model.get_embedding_dimension()
         if dim is None:
             raise ValueError(f"cannot tell the embedding size of {model_dir}")
         self._dim = int(dim)
@@ -111,4 +111,3 @@ class HashEmbedder:
 
     def embed_query(self, text: str) -> Vectors:
         return self._vector(text)
-

@@ -163,6 +163,19 @@ _ZH_STOP = frozenset(
         "能",
         "要",
         "想",
+        # Function words that BM25 would otherwise match anywhere ("到哪了").
+        "到",
+        "哪",
+        "哪里",
+        "哪儿",
+        "几",
+        "给",
+        "让",
+        "从",
+        "向",
+        "时候",
+        "已经",
+        "需要",
     ]
 )
 STOPWORDS = _EN_STOP | _ZH_STOP

@@ -59,7 +59,9 @@ def evaluate(
     rows: list[GoldenRow], retriever: HybridRetriever, mode: Mode, keys: set[str], default_part: str
 ) -> dict[str, dict[str, dict[str, float]]]:
     groups: dict[str, dict[str, Scores]] = {
-        "overall": defaultdict(Scores), "parts": defaultdict(Scores), "languages": defaultdict(Scores)
+        "overall": defaultdict(Scores),
+        "parts": defaultdict(Scores),
+        "languages": defaultdict(Scores),
     }
     for row in rows:
         if not row.answerable or not row.source_doc_ids:
@@ -80,7 +82,9 @@ def evaluate(
         if result.best_dense is not None:
             metrics["best_dense"] = result.best_dense
         for group, key in (
-            ("overall", "all"), ("parts", row.part(default_part)), ("languages", row.language)
+            ("overall", "all"),
+            ("parts", row.part(default_part)),
+            ("languages", row.language),
         ):
             groups[group][key].add(**metrics)
     return {g: {k: s.summary() for k, s in v.items()} for g, v in groups.items()}
@@ -100,7 +104,10 @@ def main() -> None:
     embedder = build_embedder(settings)
     store = build_store(settings)
     report = ingest(
-        [args.kb], embedder=embedder, store=store, chunking=settings.chunking,
+        [args.kb],
+        embedder=embedder,
+        store=store,
+        chunking=settings.chunking,
         bm25_path=settings.bm25_path,
     )
     print(
@@ -111,8 +118,9 @@ def main() -> None:
     keys = {k for meta in lexical.current.metas for k in meta}
     rows = [r for path in args.golden for r in load_golden(path)]
 
+    modes: dict[str, Mode] = {"hybrid": "hybrid", "dense": "dense", "bm25": "bm25"}
     runs: list[tuple[str, Mode, Settings]] = [
-        (m, m, settings) for m in args.modes.split(",") if m in ("hybrid", "dense", "bm25")  # type: ignore[misc]
+        (m, modes[m], settings) for m in args.modes.split(",") if m in modes
     ]
     for pair in filter(None, args.weights.split(",")):
         dense_w, bm25_w = (float(x) for x in pair.split(":"))
@@ -120,17 +128,23 @@ def main() -> None:
         tuned.retrieval.dense_weight, tuned.retrieval.bm25_weight = dense_w, bm25_w
         runs.append((f"hybrid[{pair}]", "hybrid", tuned))
 
-    results: dict[str, Any] = {"ingest": {
-        "documents": report.documents, "chunks": store.count(), "seconds": round(report.seconds, 1),
-    }}
+    results: dict[str, Any] = {
+        "ingest": {
+            "documents": report.documents,
+            "chunks": store.count(),
+            "seconds": round(report.seconds, 1),
+        }
+    }
     for label, mode, cfg in runs:
         retriever = HybridRetriever(embedder, store, lambda: lexical.current, cfg.retrieval)
         t0 = time.perf_counter()
         results[label] = evaluate(rows, retriever, mode, keys, args.golden[0].stem)
         print(f"\n== {label} ({time.perf_counter() - t0:.0f}s)")
-        for part, s in sorted(results[label]["parts"].items()) + sorted(
-            results[label]["languages"].items()
-        ) + [("ALL", results[label]["overall"]["all"])]:
+        for part, s in (
+            sorted(results[label]["parts"].items())
+            + sorted(results[label]["languages"].items())
+            + [("ALL", results[label]["overall"]["all"])]
+        ):
             print(
                 f"{part[:40]:40s} n={s['n']:4d} R@1={s['recall@1']:.3f} R@5={s['recall@5']:.3f} "
                 f"R@10={s['recall@10']:.3f} MRR@10={s['mrr@10']:.3f} nDCG@10={s['ndcg@10']:.3f} "

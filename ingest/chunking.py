@@ -17,7 +17,20 @@ from app.config import ChunkingSettings
 from app.domain import Chunk, Document, Metadata, chunk_id
 
 SEPARATORS = [
-    "\n\n", "\n", "。", "！", "？", "；", ". ", "! ", "? ", "; ", "，", ", ", " ", "",
+    "\n\n",
+    "\n",
+    "。",
+    "！",
+    "？",
+    "；",
+    ". ",
+    "! ",
+    "? ",
+    "; ",
+    "，",
+    ", ",
+    " ",
+    "",
 ]
 _HEADERS = [("#", "h1"), ("##", "h2"), ("###", "h3")]
 
@@ -64,9 +77,16 @@ def _merge_small(sections: list[tuple[str, str]], limit: int) -> list[tuple[str,
         if merged:
             prev_path, prev_text = merged[-1]
             same_top = prev_path.split(" > ")[0] == path.split(" > ")[0]
-            candidate = f"{prev_text}\n\n{_leaf(path)}\n{text}" if path != prev_path else f"{prev_text}\n\n{text}"
+            candidate = (
+                f"{prev_text}\n\n{_leaf(path)}\n{text}"
+                if path != prev_path
+                else f"{prev_text}\n\n{text}"
+            )
             if same_top and token_length(candidate) <= limit:
-                merged[-1] = (prev_path if path == prev_path else prev_path.split(" > ")[0] or path, candidate)
+                merged[-1] = (
+                    prev_path if path == prev_path else prev_path.split(" > ")[0] or path,
+                    candidate,
+                )
                 continue
         merged.append((path, text))
     return merged

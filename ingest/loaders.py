@@ -24,9 +24,22 @@ from app.text import detect_lang
 
 logger = logging.getLogger(__name__)
 
-SUPPORTED_SUFFIXES = frozenset({".md", ".markdown", ".txt", ".html", ".htm", ".pdf", ".jsonl", ".csv"})
+SUPPORTED_SUFFIXES = frozenset(
+    {".md", ".markdown", ".txt", ".html", ".htm", ".pdf", ".jsonl", ".csv"}
+)
 _FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*\n", re.DOTALL)
-_RESERVED = {"id", "title", "text", "source", "kind", "lang", "language", "meta", "question", "answer"}
+_RESERVED = {
+    "id",
+    "title",
+    "text",
+    "source",
+    "kind",
+    "lang",
+    "language",
+    "meta",
+    "question",
+    "answer",
+}
 
 
 class LoadError(Exception):
@@ -49,8 +62,10 @@ def discover(paths: Sequence[Path]) -> list[Path]:
             continue
         for child in path.rglob("*"):
             rel = child.relative_to(path).parts
-            if child.is_file() and child.suffix.lower() in SUPPORTED_SUFFIXES and not any(
-                part.startswith(".") for part in rel
+            if (
+                child.is_file()
+                and child.suffix.lower() in SUPPORTED_SUFFIXES
+                and not any(part.startswith(".") for part in rel)
             ):
                 found.add(child)
     return sorted(found)
@@ -119,7 +134,9 @@ def _rel(path: Path, root: Path) -> str:
 # --- prose files -------------------------------------------------------------------------
 
 
-def _prose_document(path: Path, root: Path, text: str, meta: dict[str, Any], title: str | None) -> Document:
+def _prose_document(
+    path: Path, root: Path, text: str, meta: dict[str, Any], title: str | None
+) -> Document:
     body = text.strip()
     if not body:
         raise LoadError(path, "empty document")
@@ -128,7 +145,9 @@ def _prose_document(path: Path, root: Path, text: str, meta: dict[str, Any], tit
     extra = {k: v for k, v in meta.items() if k not in _RESERVED}
     return Document(
         id=str(meta.get("id") or rel),
-        title=str(meta.get("title") or title or (heading.group(1).strip() if heading else path.stem)),
+        title=str(
+            meta.get("title") or title or (heading.group(1).strip() if heading else path.stem)
+        ),
         text=body,
         source=str(meta.get("source") or rel),
         kind=_kind(meta.get("kind"), path),
@@ -258,11 +277,13 @@ def _row_document(path: Path, root: Path, number: int, row: dict[str, Any]) -> D
         raise LoadError(path, f"{where}: no text (need 'text', or 'question' and 'answer')")
     text = text.strip()
     lang = _lang(row.get("lang") or row.get("language"), text)
-    meta = row.get("meta") if isinstance(row.get("meta"), dict) else {}
+    raw_meta = row.get("meta")
+    meta: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
     extra = {k: v for k, v in row.items() if k not in _RESERVED and k != "attributes"}
     metadata = _scalar_meta({**meta, **extra})
     if kind == "product":
-        attrs = row.get("attributes") if isinstance(row.get("attributes"), dict) else {}
+        raw_attrs = row.get("attributes")
+        attrs: dict[str, Any] = raw_attrs if isinstance(raw_attrs, dict) else {}
         metadata.update(_scalar_meta({f"attr_{k}": v for k, v in attrs.items()}))
         facts = product_facts(row, lang)
         text = f"{text}\n{facts}" if facts else text

@@ -15,8 +15,15 @@ pytestmark = pytest.mark.unit
 
 def _chunk(doc_id: str, text: str, kind: str = "policy", lang: str = "en", **extra: str) -> Chunk:
     meta = {
-        "doc_id": doc_id, "title": doc_id, "source": f"{doc_id}.md", "kind": kind, "lang": lang,
-        "content_hash": "h", "n_chunks": 1, "chunk_index": 0, **extra,
+        "doc_id": doc_id,
+        "title": doc_id,
+        "source": f"{doc_id}.md",
+        "kind": kind,
+        "lang": lang,
+        "content_hash": "h",
+        "n_chunks": 1,
+        "chunk_index": 0,
+        **extra,
     }
     return Chunk(f"{doc_id}#0", doc_id, text, meta)
 
@@ -25,8 +32,11 @@ CHUNKS = [
     _chunk("returns", "Items can be returned within 30 days of delivery."),
     _chunk("shipping", "Shipping is free on orders over 99 yuan."),
     _chunk(
-        "faq-track", "How do I track my order?\nOpen My Orders and click Track.", kind="faq",
-        question="How do I track my order?", answer="Open My Orders and click Track.",
+        "faq-track",
+        "How do I track my order?\nOpen My Orders and click Track.",
+        kind="faq",
+        question="How do I track my order?",
+        answer="Open My Orders and click Track.",
     ),
 ]
 
@@ -58,7 +68,8 @@ def test_answer_cites_the_retrieved_passage(client: TestClient) -> None:
     assert body["grounded"] is True
     assert body["citations"][0]["doc_id"] == "returns"
     assert "[1]" in body["answer"]
-    assert body["session_id"] and body["message_id"]
+    assert body["session_id"]
+    assert body["message_id"]
 
 
 def test_faq_question_is_answered_directly(client: TestClient) -> None:
@@ -88,7 +99,9 @@ def test_session_id_is_echoed(client: TestClient) -> None:
 
 
 def test_stream_sends_meta_tokens_done(client: TestClient) -> None:
-    with client.stream("POST", "/v1/chat/stream", json={"message": "free shipping over 99 yuan"}) as r:
+    with client.stream(
+        "POST", "/v1/chat/stream", json={"message": "free shipping over 99 yuan"}
+    ) as r:
         assert r.status_code == 200
         text = "".join(r.iter_text())
     events = [line.split(": ", 1)[1] for line in text.splitlines() if line.startswith("event: ")]
@@ -122,7 +135,9 @@ def test_invalid_json_and_huge_body(client: TestClient) -> None:
     r = client.post("/v1/chat", content=b"{not json", headers={"content-type": "application/json"})
     assert r.status_code == 422
     assert r.json()["error"]["code"] == "invalid_request"
-    r = client.post("/v1/chat", content=b"x" * 100_000, headers={"content-type": "application/json"})
+    r = client.post(
+        "/v1/chat", content=b"x" * 100_000, headers={"content-type": "application/json"}
+    )
     assert r.status_code == 413
     assert r.json()["error"]["code"] == "payload_too_large"
 

@@ -12,7 +12,9 @@ def _passage(doc_id: str, text: str, title: str = "") -> RetrievedChunk:
 
 
 RETURNS = _passage("returns", "Items can be returned within 30 days of delivery for a refund.")
-SHIPPING = _passage("shipping", "Shipping is free on orders over 99 yuan; otherwise it costs 10 yuan.")
+SHIPPING = _passage(
+    "shipping", "Shipping is free on orders over 99 yuan; otherwise it costs 10 yuan."
+)
 ZH = _passage("returns-zh", "自收货之日起30天内可以申请退货，退款将原路返回。")
 
 
@@ -62,7 +64,12 @@ def test_nothing_supported_gives_no_citations() -> None:
 
 
 def test_split_sentences_keeps_markers_with_their_sentence() -> None:
-    assert split_sentences("One [1]. Two [2]! 三。四 [1]") == ["One [1].", "Two [2]!", "三。", "四 [1]"]
+    assert split_sentences("One [1]. Two [2]! 三。四 [1]") == [
+        "One [1].",
+        "Two [2]!",
+        "三。",
+        "四 [1]",
+    ]
 
 
 @pytest.mark.parametrize(

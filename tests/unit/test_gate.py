@@ -38,10 +38,12 @@ def test_gate_refuses_beyond_the_queue() -> None:
 
 def test_stream_in_thread_stops_the_producer_when_consumer_leaves() -> None:
     produced: list[int] = []
+    saw_stop = threading.Event()
 
     def produce(stop: threading.Event) -> Iterator[str]:
         for i in range(1000):
-            if stop.is_set():
+            if i >= 3 and stop.wait(timeout=10):  # wait until the consumer has gone
+                saw_stop.set()
                 return
             produced.append(i)
             yield str(i)
@@ -57,7 +59,8 @@ def test_stream_in_thread_stops_the_producer_when_consumer_leaves() -> None:
         return got
 
     assert asyncio.run(scenario()) == ["0", "1", "2"]
-    assert len(produced) < 1000
+    assert saw_stop.is_set()
+    assert produced == [0, 1, 2]
 
 
 def test_stream_in_thread_reraises_producer_errors() -> None:

@@ -92,7 +92,9 @@ def test_kb_rows_of_the_shared_shape(tmp_path: Path) -> None:
         ("bad.csv", b"id,text\na,b,c\n", "more values than columns"),
     ],
 )
-def test_broken_files_raise_load_error(tmp_path: Path, name: str, content: bytes, reason: str) -> None:
+def test_broken_files_raise_load_error(
+    tmp_path: Path, name: str, content: bytes, reason: str
+) -> None:
     path = tmp_path / name
     path.write_bytes(content)
     with pytest.raises(LoadError, match=reason):
@@ -106,8 +108,11 @@ def test_pdf_text_is_extracted(tmp_path: Path) -> None:
     writer = PdfWriter()
     page = writer.add_blank_page(width=300, height=200)
     font = DictionaryObject(
-        {NameObject("/Type"): NameObject("/Font"), NameObject("/Subtype"): NameObject("/Type1"),
-         NameObject("/BaseFont"): NameObject("/Helvetica")}
+        {
+            NameObject("/Type"): NameObject("/Font"),
+            NameObject("/Subtype"): NameObject("/Type1"),
+            NameObject("/BaseFont"): NameObject("/Helvetica"),
+        }
     )
     page[NameObject("/Resources")] = DictionaryObject(
         {NameObject("/Font"): DictionaryObject({NameObject("/F1"): writer._add_object(font)})}
@@ -124,7 +129,10 @@ def test_pdf_text_is_extracted(tmp_path: Path) -> None:
 
 def test_copy_of_a_file_keeps_declared_ids(shop_dir: Path, tmp_path: Path) -> None:
     shutil.copy(shop_dir / "faq.jsonl", tmp_path / "faq.jsonl")
-    assert [d.id for d in load_file(tmp_path / "faq.jsonl", tmp_path)] == ["t-faq-en-1", "t-faq-zh-1"]
+    assert [d.id for d in load_file(tmp_path / "faq.jsonl", tmp_path)] == [
+        "t-faq-en-1",
+        "t-faq-zh-1",
+    ]
 
 
 # --- chunking --------------------------------------------------------------------------

@@ -23,8 +23,12 @@ def shop(shop_dir: Path, tmp_path: Path) -> Path:
 
 def _run(shop: Path, store: MemoryStore, **kwargs: object) -> IngestReport:
     return ingest(
-        [shop], embedder=HashEmbedder(), store=store, chunking=ChunkingSettings(),
-        bm25_path=shop.parent / "bm25.json.gz", **kwargs,  # type: ignore[arg-type]
+        [shop],
+        embedder=HashEmbedder(),
+        store=store,
+        chunking=ChunkingSettings(),
+        bm25_path=shop.parent / "bm25.json.gz",
+        **kwargs,  # type: ignore[arg-type]
     )
 
 
@@ -60,7 +64,8 @@ def test_prune_deletes_documents_that_disappeared(shop: Path) -> None:
     assert report.deleted == 1
     assert all(c.doc_id != "notes.txt" for c in store.scan())
     index = BM25Index.load(shop.parent / "bm25.json.gz")
-    assert index is not None and index.fingerprint == fingerprint(store.scan())
+    assert index is not None
+    assert index.fingerprint == fingerprint(store.scan())
 
 
 def test_broken_file_is_reported_and_the_rest_goes_in(shop: Path) -> None:
@@ -95,11 +100,16 @@ def test_rerun_after_a_crash_finishes_the_job(shop: Path) -> None:
     store = CrashingStore()
     with pytest.raises(KeyboardInterrupt):
         ingest(
-            [shop], embedder=HashEmbedder(), store=store, chunking=ChunkingSettings(),
-            bm25_path=shop.parent / "bm25.json.gz", batch_chunks=2,
+            [shop],
+            embedder=HashEmbedder(),
+            store=store,
+            chunking=ChunkingSettings(),
+            bm25_path=shop.parent / "bm25.json.gz",
+            batch_chunks=2,
         )
     report = _run(shop, store)
     assert report.ok
     assert sorted(c.id for c in store.scan()) == sorted(c.id for c in reference.scan())
     index = BM25Index.load(shop.parent / "bm25.json.gz")
-    assert index is not None and index.fingerprint == fingerprint(store.scan())
+    assert index is not None
+    assert index.fingerprint == fingerprint(store.scan())

@@ -1,0 +1,1 @@
+"""Ingest library: load → clean → chunk → embed → upsert (`shopdesk ingest` is its CLI)."""

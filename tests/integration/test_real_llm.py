@@ -1,0 +1,38 @@
+"""The real (small) GGUF model through llama.cpp: template from metadata, streaming, stop."""
+
+import threading
+
+import pytest
+
+from app.llm.base import LLM, ChatMessage
+
+pytestmark = pytest.mark.integration
+
+
+def test_streams_an_answer_with_the_gguf_chat_template(small_llm: LLM) -> None:
+    messages = [
+        ChatMessage("system", "Answer with one word."),
+        ChatMessage("user", "What colour is the clear daytime sky?"),
+    ]
+    pieces = list(small_llm.stream(messages, max_tokens=8))
+    assert len(pieces) >= 1
+    assert "blue" in "".join(pieces).lower()
+
+
+def test_stop_event_ends_generation_early(small_llm: LLM) -> None:
+    stop = threading.Event()
+    pieces = []
+    for piece in small_llm.stream(
+        [ChatMessage("user", "Count from 1 to 200, separated by commas.")],
+        max_tokens=200,
+        stop=stop,
+    ):
+        pieces.append(piece)
+        if len(pieces) == 3:
+            stop.set()
+    assert len(pieces) <= 4
+
+
+def test_counts_tokens_with_the_models_own_tokenizer(small_llm: LLM) -> None:
+    assert small_llm.count_tokens("退货政策") < small_llm.count_tokens("退货政策" * 10)
+    assert small_llm.context_window >= 2048
