@@ -12,17 +12,19 @@ from starlette.concurrency import run_in_threadpool
 from app.api import chat, errors, health
 from app.config import Settings, load_settings
 from app.container import build_container
+from app.llm.base import LLM
 from app.orchestrator import ChatService
 
 logger = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, llm: LLM | None = None) -> FastAPI:
+    """The ShopDesk app; `llm` replaces the configured model (tests, embedding in other apps)."""
     settings = settings or load_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        container = await run_in_threadpool(build_container, settings)
+        container = await run_in_threadpool(lambda: build_container(settings, llm=llm))
         app.state.container = container
         app.state.chat = ChatService(container.answers, container.llm, container.gate())
         logger.info("ShopDesk ready: %d chunks in the store", container.store.count())

@@ -153,3 +153,42 @@ def test_health_and_ready(client: TestClient) -> None:
     ready = client.get("/readyz").json()
     assert ready["status"] == "ready"
     assert ready["chunks"] == 3
+
+
+def test_full_queue_answers_503_with_retry_after(tmp_path: Path) -> None:
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from app.llm.fake import FakeLLM
+
+    class SlowLLM(FakeLLM):
+        def stream(self, messages, *, max_tokens, stop=None):  # type: ignore[no-untyped-def]
+            for piece in super().stream(messages, max_tokens=max_tokens, stop=stop):
+                time.sleep(0.2)
+                yield piece
+
+    settings = Settings(
+        data_dir=tmp_path,
+        llm={"backend": "fake", "queue_size": 0, "retry_after_s": 3},
+        embedding={"backend": "fake"},
+        store={"backend": "memory"},
+        retrieval={"min_dense_score": 0.2, "faq_direct_score": 0.95},
+    )
+    with TestClient(create_app(settings, llm=SlowLLM())) as test_client:
+        container = test_client.app.state.container  # type: ignore[attr-defined]
+        container.store.upsert(CHUNKS, container.embedder.embed_documents([c.text for c in CHUNKS]))
+        container.lexical.reload()
+        barrier = threading.Barrier(3)
+
+        def ask() -> tuple[int, str | None]:
+            barrier.wait()
+            r = test_client.post("/v1/chat", json={"message": "returned within 30 days?"})
+            return r.status_code, r.headers.get("retry-after")
+
+        with ThreadPoolExecutor(3) as pool:
+            results = list(pool.map(lambda _: ask(), range(3)))
+    assert sorted(code for code, _ in results)[0] == 200
+    busy = [r for r in results if r[0] == 503]
+    assert busy, results
+    assert all(retry == "3" for _, retry in busy)
