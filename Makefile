@@ -53,7 +53,7 @@ format: $(STAMP)
 
 # Retrieval over the shared real data (../shared/data): recall@k / MRR per part.
 eval: setup
-	$(BIN)/python -m eval.retrieval_eval --golden ../shared/data/golden/golden_dev.jsonl --kb ../shared/data/kb --data-dir var/eval-shared
+	$(BIN)/python -m eval.retrieval_eval --golden ../shared/data/golden/golden_dev.jsonl --kb ../shared/data/kb --data-dir var/eval-shared --variants rrf:1.0,rrf:0.5,convex:0.1,convex:0.3 --out var/eval-shared/retrieval.json
 
 clean:
 	rm -rf var/shop var/eval-* .pytest_cache .mypy_cache .ruff_cache

@@ -1,7 +1,7 @@
 """Retrieval-only evaluation: ingest a knowledge base, score every retrieval mode per part.
 
     python -m eval.retrieval_eval --golden G.jsonl --kb KB_DIR --data-dir DIR
-        [--modes hybrid,dense,bm25] [--weights 1.0:0.5,1.0:0.25] [--out results.json]
+        [--modes hybrid,dense,bm25] [--variants convex:0.1,rrf:0.5] [--out results.json]
 
 Ingest is idempotent, so a second run reuses the store. `scope` rows become
 metadata filters on the keys the knowledge base actually has.
@@ -96,7 +96,11 @@ def main() -> None:
     parser.add_argument("--kb", type=Path, required=True)
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--modes", default="hybrid,dense,bm25")
-    parser.add_argument("--weights", default="", help="extra hybrid runs, dense:bm25,…")
+    parser.add_argument(
+        "--variants",
+        default="",
+        help="extra hybrid runs as fusion:bm25_weight (convex:0.1,rrf:0.5)",
+    )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
@@ -122,11 +126,12 @@ def main() -> None:
     runs: list[tuple[str, Mode, Settings]] = [
         (m, modes[m], settings) for m in args.modes.split(",") if m in modes
     ]
-    for pair in filter(None, args.weights.split(",")):
-        dense_w, bm25_w = (float(x) for x in pair.split(":"))
+    for variant in filter(None, args.variants.split(",")):
+        fusion, weight = variant.split(":")
         tuned = settings.model_copy(deep=True)
-        tuned.retrieval.dense_weight, tuned.retrieval.bm25_weight = dense_w, bm25_w
-        runs.append((f"hybrid[{pair}]", "hybrid", tuned))
+        tuned.retrieval.fusion = "rrf" if fusion == "rrf" else "convex"
+        tuned.retrieval.bm25_weight = float(weight)
+        runs.append((f"hybrid[{variant}]", "hybrid", tuned))
 
     results: dict[str, Any] = {
         "ingest": {
