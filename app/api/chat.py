@@ -58,8 +58,7 @@ async def chat_stream(
 ) -> EventSourceResponse:
     """The same turn as server-sent events: meta, token…, done, then [DONE]."""
     turn = _turn(body, settings)
-    if chat.gate.waiting >= settings.llm.queue_size and settings.llm.queue_size >= 0:
-        raise QueueFullError(settings.llm.retry_after_s)
+    chat.gate.check()  # a 503 must come before the stream's 200 has been sent
 
     async def events() -> AsyncIterator[dict[str, str]]:
         try:

@@ -34,10 +34,19 @@ class GenerationGate:
     def waiting(self) -> int:
         return self._waiting
 
+    @property
+    def full(self) -> bool:
+        """A new request would be refused right now."""
+        return self._lock.locked() and self._waiting >= self._max_waiting
+
+    def check(self) -> None:
+        """Refuse early (before a response has started) when the queue is full."""
+        if self.full:
+            raise QueueFullError(self._retry_after_s)
+
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
-        if self._lock.locked() and self._waiting >= self._max_waiting:
-            raise QueueFullError(self._retry_after_s)
+        self.check()
         self._waiting += 1
         try:
             await self._lock.acquire()
