@@ -65,8 +65,11 @@ def _sections(text: str) -> list[tuple[str, str]]:
     out = []
     for part in splitter.split_text(text):
         path = " > ".join(str(part.metadata[k]) for _, k in _HEADERS if k in part.metadata)
-        if part.page_content.strip():
-            out.append((path, part.page_content.strip()))
+        # The splitter joins paragraphs with "  \n"; give them back their blank line
+        # so the token splitter can still cut between paragraphs.
+        text = part.page_content.replace("  \n", "\n\n").strip()
+        if text:
+            out.append((path, text))
     return out
 
 

@@ -177,3 +177,9 @@ def test_sections_that_do_not_fit_together_stay_apart() -> None:
     assert len(chunks) >= 2
     assert any(c.metadata["heading"] == "Returns > Exceptions" for c in chunks)
     assert all(token_length(c.text) <= 40 for c in chunks)
+
+
+def test_paragraph_breaks_survive_heading_split() -> None:
+    doc = Document("p", "P", "# A\n\npara one.\n\npara two.", "s", "policy", "en")
+    (chunk,) = chunk_document(doc, ChunkingSettings())
+    assert "para one.\n\npara two." in chunk.text
