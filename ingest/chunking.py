@@ -8,6 +8,7 @@ that end Chinese sentences on 。！？； as well as English ones on . ! ? ;.
 
 from __future__ import annotations
 
+import hashlib
 from functools import lru_cache
 from typing import Any
 
@@ -115,6 +116,18 @@ def _pieces(doc: Document, settings: ChunkingSettings) -> list[tuple[str, str]]:
     return pieces
 
 
+CHUNKER_VERSION = 2
+"""Bump when chunking changes its output, so re-ingest re-chunks unchanged documents."""
+
+
+def stored_hash(doc: Document, settings: ChunkingSettings) -> str:
+    """The hash kept with every chunk: the document's content and how it was chunked."""
+    recipe = (
+        f"{doc.content_hash}:{CHUNKER_VERSION}:{settings.chunk_tokens}:{settings.overlap_tokens}"
+    )
+    return hashlib.sha256(recipe.encode()).hexdigest()[:16]
+
+
 def chunk_document(doc: Document, settings: ChunkingSettings) -> list[Chunk]:
     """Deterministic chunks with ids `{doc_id}#{n}` and the document's metadata."""
     pieces = _pieces(doc, settings)
@@ -125,7 +138,7 @@ def chunk_document(doc: Document, settings: ChunkingSettings) -> list[Chunk]:
         "source": doc.source,
         "kind": doc.kind,
         "lang": doc.lang,
-        "content_hash": doc.content_hash,
+        "content_hash": stored_hash(doc, settings),
         "n_chunks": len(pieces),
     }
     if doc.question:

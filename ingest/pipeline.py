@@ -20,7 +20,7 @@ from app.domain import Chunk, Document
 from app.embeddings import Embedder
 from app.retrieval.bm25 import refresh_bm25
 from app.retrieval.store import VectorStore
-from ingest.chunking import chunk_document
+from ingest.chunking import chunk_document, stored_hash
 from ingest.loaders import LoadError, discover, load_file
 
 logger = logging.getLogger(__name__)
@@ -120,7 +120,7 @@ def ingest(
     report.documents = len(docs)
     stored, incomplete = stored_documents(store.scan())
 
-    todo = [d for d in docs if stored.get(d.id) != d.content_hash]
+    todo = [d for d in docs if stored.get(d.id) != stored_hash(d, chunking)]
     report.unchanged = len(docs) - len(todo)
     report.updated = sum(1 for d in todo if d.id in stored or d.id in incomplete)
     report.added = len(todo) - report.updated

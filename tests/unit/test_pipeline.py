@@ -113,3 +113,17 @@ def test_rerun_after_a_crash_finishes_the_job(shop: Path) -> None:
     index = BM25Index.load(shop.parent / "bm25.json.gz")
     assert index is not None
     assert index.fingerprint == fingerprint(store.scan())
+
+
+def test_new_chunk_size_rechunks_unchanged_documents(shop: Path) -> None:
+    store = MemoryStore()
+    first = _run(shop, store)
+    report = ingest(
+        [shop],
+        embedder=HashEmbedder(),
+        store=store,
+        chunking=ChunkingSettings(chunk_tokens=64, overlap_tokens=8),
+        bm25_path=shop.parent / "bm25.json.gz",
+    )
+    assert report.updated == first.documents
+    assert report.unchanged == 0
