@@ -14,7 +14,7 @@ export ANONYMIZED_TELEMETRY := False
 export SHOPDESK_MODEL_CACHE_DIR ?= $(CURDIR)/var/models
 export SHOPDESK_DATA_DIR ?= $(CURDIR)/var/shop
 
-.PHONY: setup models ingest-sample run test test-unit lint format eval bench clean
+.PHONY: setup models ingest-sample run test test-unit lint format eval eval-shared clean
 
 setup: $(STAMP) models
 
@@ -51,9 +51,19 @@ format: $(STAMP)
 	$(BIN)/ruff format app ingest eval tests
 	$(BIN)/ruff check --fix app ingest eval tests
 
-# Retrieval over the shared real data (../shared/data): recall@k / MRR per part.
+# Answers over the sample shop's golden sets (answerable + unanswerable): outcomes,
+# gold citations, refusals, latency. Minutes on 2 cores (the model answers each one).
 eval: setup
-	$(BIN)/python -m eval.retrieval_eval --golden ../shared/data/golden/golden_dev.jsonl --kb ../shared/data/kb --data-dir var/eval-shared --variants rrf:1.0,rrf:0.5,convex:0.1,convex:0.3 --out var/eval-shared/retrieval.json
+	$(BIN)/python -m eval.answer_smoke data/sample_shop/golden/sample_golden.jsonl \
+		data/sample_shop/golden/sample_unanswerable.jsonl --kb data/sample_shop/kb \
+		--data-dir var/eval-sample --out var/eval-sample/answers.json
+
+# Retrieval over the shared real data (../shared/data): recall@k, MRR, nDCG per part,
+# dense vs BM25 vs fusion variants side by side. The first run ingests all of kb/.
+eval-shared: setup
+	$(BIN)/python -m eval.retrieval_eval --golden ../shared/data/golden/golden_dev.jsonl \
+		--kb ../shared/data/kb --data-dir var/eval-shared \
+		--variants rrf:0.5,convex:0.2,convex:0.3 --out var/eval-shared/retrieval.json
 
 clean:
 	rm -rf var/shop var/eval-* .pytest_cache .mypy_cache .ruff_cache
