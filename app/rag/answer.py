@@ -165,7 +165,11 @@ class AnswerService:
         if not raw.strip() or citations.is_refusal(raw):
             return self.refusal(plan.lang, "model_declined")
         checked = citations.check(
-            raw, plan.passages, self._answer.min_support, self._retriever.term_weight
+            raw,
+            plan.passages,
+            self._answer.min_support,
+            self._retriever.term_weight,
+            question=plan.question,
         )
         if not checked.citations:
             return self.refusal(plan.lang, "unsupported")

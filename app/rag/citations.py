@@ -30,6 +30,7 @@ _LEAD_IN = re.compile(
     re.IGNORECASE,
 )
 SNIPPET_CHARS = 240
+ECHO_SUPPORT = 0.8
 
 
 @dataclass(frozen=True)
@@ -90,8 +91,15 @@ def check(
     passages: list[RetrievedChunk],
     min_support: float,
     weight: Weigher = _uniform,
+    question: str = "",
 ) -> CheckedAnswer:
-    """Validate, repair and renumber citations; drop sentences nothing supports."""
+    """Validate, repair and renumber citations; drop sentences nothing supports.
+
+    A sentence made only of the question's own words ("Yes, we have a store in
+    Chengdu") asserts the shopper's premise; it must be (almost) wholly in
+    the passage (`ECHO_SUPPORT`), or a stray shared word would confirm it.
+    """
+    asked = set(words(question))
     passage_words = [set(words(f"{p.chunk.title}\n{p.chunk.text}")) for p in passages]
     numbering: dict[int, int] = {}
     claims: dict[int, set[str]] = {}
@@ -105,12 +113,13 @@ def check(
             if body:
                 out.append(body)
             continue
+        needed = max(min_support, ECHO_SUPPORT) if toks <= asked else min_support
         scores = {i: support(toks, pw, weight) for i, pw in enumerate(passage_words)}
         valid = [n - 1 for n in dict.fromkeys(cited) if 0 < n <= len(passages)]
-        valid = [i for i in valid if scores[i] >= min_support]
+        valid = [i for i in valid if scores[i] >= needed]
         if not valid and scores:
             best = max(scores, key=lambda i: (scores[i], -i))
-            if scores[best] >= min_support:
+            if scores[best] >= needed:
                 valid = [best]
         if not valid:
             dropped += 1

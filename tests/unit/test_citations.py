@@ -90,3 +90,16 @@ def test_common_words_do_not_lend_support() -> None:
 def test_lead_in_phrase_is_removed_with_its_marker() -> None:
     out = check("Returns are accepted within 30 days, as stated in [1].", [RETURNS], 0.3)
     assert out.text == "Returns are accepted within 30 days [1]."
+
+
+def test_echo_of_the_question_needs_the_passage_to_say_it() -> None:
+    product = _passage("speaker", "实体按键设计，蓝牙音箱续航12小时。")
+    out = check("是的，我们有实体店[1]。", [product], 0.3, question="你们在成都有实体店吗？")
+    assert out.citations == []
+    confirmed = check(
+        "You can return items within 30 days [1].",
+        [RETURNS],
+        0.3,
+        question="Can I return items within 30 days?",
+    )
+    assert [c.doc_id for c in confirmed.citations] == ["returns"]
