@@ -1,4 +1,4 @@
-"""`shopdesk` command line: ingest, serve, chat, models."""
+"""`shopdesk` command line: ingest, serve, chat, eval, models."""
 
 from __future__ import annotations
 
@@ -150,6 +150,20 @@ def chat(lang: Annotated[str | None, typer.Option(help="zh or en")] = None) -> N
                     print(event.data["text"], end="", flush=True)
 
     asyncio.run(loop())
+
+
+@app.command(
+    "eval",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def evaluate(ctx: typer.Context) -> None:
+    """Score the pipeline over golden sets (`shopdesk eval --help`); compare, gate runs."""
+    from eval.cli import main as eval_main
+
+    _setup_logging()
+    logging.getLogger().setLevel(logging.WARNING)
+    raise typer.Exit(eval_main(list(ctx.args)))
 
 
 @models_app.command("install")

@@ -34,6 +34,9 @@ class LLMSettings(BaseModel):
     n_batch: int = Field(256, ge=8, description="Prompt-processing batch size.")
     max_tokens: int = Field(256, ge=1, le=4096, description="Most tokens one answer may generate.")
     temperature: float = Field(0.1, ge=0.0, le=2.0, description="Sampling temperature.")
+    seed: int = Field(
+        0, ge=0, description="Sampling seed, set per call: the same prompt gets the same answer."
+    )
     queue_size: int = Field(
         8, ge=0, description="Requests allowed to wait for the model; more get 503."
     )

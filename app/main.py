@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from app.api import chat, errors, health
+from app.api import chat, errors, health, search
 from app.config import Settings, load_settings
 from app.container import build_container
 from app.llm.base import LLM
@@ -51,4 +51,5 @@ def create_app(settings: Settings | None = None, *, llm: LLM | None = None) -> F
 
     app.include_router(health.router)
     app.include_router(chat.router)
+    app.include_router(search.router)
     return app

@@ -95,7 +95,7 @@ class ChatService:
                     pieces.append(piece)
                     yield TurnEvent("token", {"text": piece})
                 timings["generate_ms"] = (time.perf_counter() - t0) * 1000
-                timings["generated_chars"] = float(len("".join(pieces)))
+                timings["generated_tokens"] = float(self._llm.count_tokens("".join(pieces)))
             result = self._answers.finish(plan, "".join(pieces))
         timings["total_ms"] = (time.perf_counter() - started) * 1000
         reply = TurnReply(

@@ -8,6 +8,21 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 FilterValue = str | int | float | bool
 MAX_FILTERS = 16
+Filters = dict[str, FilterValue] | None
+
+
+def check_filters(value: Filters) -> Filters:
+    """A few short equalities; an empty mapping means no filter."""
+    if value is None:
+        return None
+    if len(value) > MAX_FILTERS:
+        raise ValueError(f"at most {MAX_FILTERS} filters")
+    for key, item in value.items():
+        if not key or len(key) > 64:
+            raise ValueError("filter keys must be 1-64 characters")
+        if isinstance(item, str) and len(item) > 256:
+            raise ValueError(f"filter {key!r} is longer than 256 characters")
+    return value or None
 
 
 class ChatRequest(BaseModel):
@@ -28,17 +43,40 @@ class ChatRequest(BaseModel):
 
     @field_validator("filters")
     @classmethod
-    def _small_filters(cls, value: dict[str, FilterValue] | None) -> dict[str, FilterValue] | None:
-        if value is None:
-            return None
-        if len(value) > MAX_FILTERS:
-            raise ValueError(f"at most {MAX_FILTERS} filters")
-        for key, item in value.items():
-            if not key or len(key) > 64:
-                raise ValueError("filter keys must be 1-64 characters")
-            if isinstance(item, str) and len(item) > 256:
-                raise ValueError(f"filter {key!r} is longer than 256 characters")
-        return value or None
+    def _small_filters(cls, value: Filters) -> Filters:
+        return check_filters(value)
+
+
+class SearchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(description="What to look for.")
+    k: int = Field(5, ge=1, le=50, description="How many passages.")
+    mode: Literal["hybrid", "dense", "bm25"] | None = Field(
+        None, description="Retrieval method; default: the server's setting."
+    )
+    filters: dict[str, FilterValue] | None = Field(None, description="Metadata equalities.")
+
+    @field_validator("filters")
+    @classmethod
+    def _small_filters(cls, value: Filters) -> Filters:
+        return check_filters(value)
+
+
+class PassageOut(BaseModel):
+    chunk_id: str
+    doc_id: str
+    title: str
+    text: str
+    score: float
+    dense_score: float | None
+    bm25_score: float | None
+
+
+class SearchResponse(BaseModel):
+    passages: list[PassageOut]
+    best_dense: float | None
+    timings_ms: dict[str, float]
 
 
 class CitationOut(BaseModel):

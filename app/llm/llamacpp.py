@@ -68,6 +68,7 @@ class LlamaCppLLM:
                     payload,
                     max_tokens=max_tokens,
                     temperature=self._settings.temperature,
+                    seed=self._settings.seed,
                     stream=True,
                 )
                 for chunk in cast(Iterator[dict[str, Any]], chunks):

@@ -184,3 +184,34 @@ def test_unchanged_reingest_writes_nothing(server: str, kb_copy: Path, data_dir:
     assert again.returncode == 0, again.stderr
     assert _count(again.stdout, "chunks written") == 0
     assert _count(again.stdout, "unchanged") == 112
+
+
+def test_search_returns_ranked_passages_with_scores(server: str) -> None:
+    response = httpx.post(
+        f"{server}/v1/search", json={"query": "退货运费谁承担？", "k": 3}, timeout=60
+    )
+    assert response.status_code == 200, response.text
+    passages = response.json()["passages"]
+    assert len(passages) == 3
+    assert passages[0]["doc_id"].startswith(("policy-returns", "faq-"))
+    assert passages[0]["score"] >= passages[-1]["score"]
+    bad = httpx.post(f"{server}/v1/search", json={"query": "  "}, timeout=10)
+    assert bad.status_code == 422
+    assert bad.json()["error"]["code"] == "empty_query"
+
+
+def test_eval_harness_scores_a_running_server(server: str, data_dir: Path, tmp_path: Path) -> None:
+    golden = ROOT / "data" / "sample_shop" / "golden" / "sample_golden.jsonl"
+    done = subprocess.run(
+        [*SHOPDESK, "eval", str(golden), "--url", server, "--data-dir", str(data_dir),
+         "--out", str(tmp_path / "run"), "--limit", "2"],
+        env=_env(data_dir), capture_output=True, text=True, timeout=900, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["primary"] == "server"
+    assert summary["overall"]["n"] == 2
+    assert summary["overall"]["failed"] == 0
+    assert summary["overall"]["recall@5"] is not None
+    assert summary["overall"]["latency_p50_ms"] > 0
+    assert (tmp_path / "run" / "report.md").exists()

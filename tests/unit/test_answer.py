@@ -93,6 +93,20 @@ def test_filters_limit_retrieval(client: TestClient) -> None:
     assert all(c["doc_id"] == "faq-track" for c in body["citations"])
 
 
+def test_search_ranks_passages_and_honours_filters(client: TestClient) -> None:
+    body = client.post("/v1/search", json={"query": "returned within 30 days", "k": 2}).json()
+    assert 1 <= len(body["passages"]) <= 2
+    assert {"doc_id", "text", "score", "dense_score", "bm25_score"} <= set(body["passages"][0])
+    faq_only = client.post(
+        "/v1/search", json={"query": "returned within 30 days", "filters": {"kind": "faq"}}
+    ).json()
+    assert {p["doc_id"] for p in faq_only["passages"]} == {"faq-track"}
+    for payload in ({"query": ""}, {"query": "x", "k": 0}, {"query": "x", "mode": "magic"}):
+        r = client.post("/v1/search", json=payload)
+        assert r.status_code == 422
+        assert set(r.json()["error"]) == {"code", "message"}
+
+
 def test_session_id_is_echoed(client: TestClient) -> None:
     body = client.post("/v1/chat", json={"message": "shipping free?", "session_id": "abc"}).json()
     assert body["session_id"] == "abc"
