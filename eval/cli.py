@@ -1,6 +1,7 @@
 """`shopdesk eval`: run an evaluation, compare two runs, gate a run, check the grounding judge.
 
-    shopdesk eval GOLDEN.jsonl [GOLDEN2.jsonl…] --kb KB_DIR --out RUN_DIR
+    shopdesk eval GOLDEN.jsonl [GOLDEN2.jsonl…] [--as-unanswerable OTHER.jsonl] --kb KB_DIR
+        --out RUN_DIR
         [--data-dir DIR] [--limit N] [--per-part N] [--url URL] [--retrieval-only]
         [--baselines dense,bm25,hybrid-no-gate|none] [--system NAME:key=value,…]
         [--gate THRESHOLDS.json]
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from app.config import Settings
-from eval.golden import GoldenError, load_golden
+from eval.golden import GoldenError, foreign, load_golden
 
 GATE_FAILED = 3
 
@@ -49,7 +50,14 @@ def _run(argv: list[str]) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("golden", type=Path, nargs="+", help="golden JSONL file(s)")
+    parser.add_argument("golden", type=Path, nargs="*", default=[], help="golden JSONL file(s)")
+    parser.add_argument(
+        "--as-unanswerable",
+        type=Path,
+        action="append",
+        default=[],
+        help="golden file(s) whose questions this knowledge base lacks: all must be refused",
+    )
     parser.add_argument(
         "--kb",
         type=Path,
@@ -82,9 +90,12 @@ def _run(argv: list[str]) -> int:
 
     try:
         golden = [(path, load_golden(path)) for path in args.golden]
+        golden += [(path, foreign(load_golden(path))) for path in args.as_unanswerable]
     except (GoldenError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    if not golden:
+        parser.error("give at least one golden file")
     baselines = [] if args.baselines == "none" else args.baselines.split(",")
     unknown = [b for b in baselines if b not in runner.BASELINES]
     if unknown:

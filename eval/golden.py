@@ -43,3 +43,21 @@ def load_golden(path: Path) -> list[GoldenRow]:
             except (json.JSONDecodeError, ValidationError) as exc:
                 raise GoldenError(f"{path}:{number}: {exc}") from exc
     return rows
+
+
+def foreign(rows: list[GoldenRow]) -> list[GoldenRow]:
+    """Rows asked of a knowledge base that lacks their answers: unanswerable there.
+
+    They keep their language and get a part of their own (`foreign: <part>`).
+    """
+    return [
+        row.model_copy(
+            update={
+                "answerable": False,
+                "source_doc_ids": [],
+                "scope": None,
+                "dataset": f"foreign: {row.dataset or 'rows'}",
+            }
+        )
+        for row in rows
+    ]

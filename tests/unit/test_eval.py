@@ -207,3 +207,17 @@ def test_cli_rejects_unknown_baselines_and_missing_kb(
     assert (
         cli.main([str(golden), "--out", str(tmp_path / "r"), "--kb", str(tmp_path / "nope")]) == 1
     )
+
+
+def test_questions_from_another_knowledge_base_become_unanswerable(tmp_path: Path) -> None:
+    from eval.golden import foreign
+
+    path = tmp_path / "other.jsonl"
+    path.write_text(
+        '{"id": "a", "question": "q", "language": "zh", "source_doc_ids": ["d"], "dataset": "law"}\n'
+    )
+    (row,) = foreign(load_golden(path))
+    assert not row.answerable
+    assert row.source_doc_ids == []
+    assert row.part("x") == "foreign: law"
+    assert row.language == "zh"
