@@ -115,8 +115,8 @@ def serve(
 @app.command()
 def chat(lang: Annotated[str | None, typer.Option(help="zh or en")] = None) -> None:
     """A conversation in the terminal, through the same pipeline as the API."""
-    from app.container import build_container
-    from app.orchestrator import ChatService, TurnRequest
+    from app.container import build_container, build_dialogue
+    from app.orchestrator import TurnRequest
 
     _setup_logging()
     logging.getLogger().setLevel(logging.WARNING)
@@ -124,7 +124,7 @@ def chat(lang: Annotated[str | None, typer.Option(help="zh or en")] = None) -> N
     container = build_container(settings)
 
     async def loop() -> None:
-        service = ChatService(container.answers, container.llm, container.gate())
+        service = await asyncio.to_thread(build_dialogue, container, container.gate())
         session: str | None = None
         while True:
             try:
@@ -144,6 +144,8 @@ def chat(lang: Annotated[str | None, typer.Option(help="zh or en")] = None) -> N
                     session = str(event.data["session_id"])
                 elif event.kind == "done":
                     print(f"\r\033[Kbot> {event.data['answer']}")
+                    if event.data.get("handoff"):
+                        print(f"   (ticket {event.data['handoff']['ticket_id']})")
                     for c in event.data["citations"]:
                         print(f"   [{c['n']}] {c['title']} ({c['doc_id']})")
                 else:

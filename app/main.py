@@ -9,11 +9,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from app.api import chat, errors, health, search
+from app.api import admin, agent, chat, conversations, errors, health, search
 from app.config import Settings, load_settings
-from app.container import build_container
+from app.container import build_container, build_dialogue
 from app.llm.base import LLM
-from app.orchestrator import ChatService
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +25,8 @@ def create_app(settings: Settings | None = None, *, llm: LLM | None = None) -> F
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         container = await run_in_threadpool(lambda: build_container(settings, llm=llm))
         app.state.container = container
-        app.state.chat = ChatService(container.answers, container.llm, container.gate())
+        gate = container.gate()
+        app.state.dialogue = await run_in_threadpool(build_dialogue, container, gate)
         logger.info("ShopDesk ready: %d chunks in the store", container.store.count())
         yield
 
@@ -52,4 +52,7 @@ def create_app(settings: Settings | None = None, *, llm: LLM | None = None) -> F
     app.include_router(health.router)
     app.include_router(chat.router)
     app.include_router(search.router)
+    app.include_router(conversations.router)
+    app.include_router(agent.router)
+    app.include_router(admin.router)
     return app

@@ -35,6 +35,20 @@ class TurnEvent:
 
 
 @dataclass
+class AnsweredTurn:
+    """Filled in by `ChatService.answer` while it streams."""
+
+    result: AnswerResult | None = None
+    lang: Lang = "en"
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def checked(self) -> AnswerResult:
+        if self.result is None:
+            raise RuntimeError("the answer stream was not consumed to the end")
+        return self.result
+
+
+@dataclass
 class TurnReply:
     session_id: str
     message_id: str
@@ -44,6 +58,10 @@ class TurnReply:
     outcome: str
     lang: Lang
     timings_ms: dict[str, float] = field(default_factory=dict)
+    intent: dict[str, Any] | None = None
+    sentiment: dict[str, Any] | None = None
+    handoff: dict[str, str] | None = None
+    rewritten: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -55,6 +73,10 @@ class TurnReply:
             "outcome": self.outcome,
             "lang": self.lang,
             "timings_ms": {k: round(v, 1) for k, v in self.timings_ms.items()},
+            "intent": self.intent,
+            "sentiment": self.sentiment,
+            "handoff": self.handoff,
+            "rewritten": self.rewritten,
         }
 
 
@@ -68,36 +90,52 @@ class ChatService:
     def gate(self) -> GenerationGate:
         return self._gate
 
+    async def answer(
+        self,
+        question: str,
+        lang: Lang | None,
+        filters: Filters | None,
+        outcome: AnsweredTurn,
+    ) -> AsyncIterator[str]:
+        """Stream the answer's text; `outcome` holds the checked result once the stream ends.
+
+        The FAQ fast path and the evidence gate answer in one piece without the model.
+        """
+        started = time.perf_counter()
+        plan = await run_in_threadpool(self._answers.plan, question, lang, filters)
+        timings = outcome.timings_ms
+        timings.update(plan.timings_ms)
+        outcome.lang = plan.lang
+        if plan.direct is not None:
+            outcome.result = plan.direct
+            yield plan.direct.answer
+            return
+        pieces: list[str] = []
+        async with self._gate.slot():
+            t0 = time.perf_counter()
+            messages, max_tokens = plan.messages, self._answers.max_tokens
+            async for piece in stream_in_thread(
+                lambda stop: self._llm.stream(messages, max_tokens=max_tokens, stop=stop)
+            ):
+                if not pieces:
+                    timings["first_token_ms"] = (time.perf_counter() - started) * 1000
+                pieces.append(piece)
+                yield piece
+            timings["generate_ms"] = (time.perf_counter() - t0) * 1000
+            timings["generated_tokens"] = float(self._llm.count_tokens("".join(pieces)))
+        outcome.result = self._answers.finish(plan, "".join(pieces))
+
     async def events(self, request: TurnRequest) -> AsyncIterator[TurnEvent]:
+        """One stateless turn (no session, no dialogue policy): what the eval harness measures."""
         started = time.perf_counter()
         session_id = request.session_id or uuid.uuid4().hex
         message_id = uuid.uuid4().hex
         yield TurnEvent("meta", {"session_id": session_id, "message_id": message_id})
-
-        plan = await run_in_threadpool(
-            self._answers.plan, request.message, request.lang, request.filters
-        )
-        timings = dict(plan.timings_ms)
-        result: AnswerResult
-        if plan.direct is not None:
-            result = plan.direct
-            yield TurnEvent("token", {"text": result.answer})
-        else:
-            pieces: list[str] = []
-            async with self._gate.slot():
-                t0 = time.perf_counter()
-                messages, max_tokens = plan.messages, self._answers.max_tokens
-                async for piece in stream_in_thread(
-                    lambda stop: self._llm.stream(messages, max_tokens=max_tokens, stop=stop)
-                ):
-                    if not pieces:
-                        timings["first_token_ms"] = (time.perf_counter() - started) * 1000
-                    pieces.append(piece)
-                    yield TurnEvent("token", {"text": piece})
-                timings["generate_ms"] = (time.perf_counter() - t0) * 1000
-                timings["generated_tokens"] = float(self._llm.count_tokens("".join(pieces)))
-            result = self._answers.finish(plan, "".join(pieces))
-        timings["total_ms"] = (time.perf_counter() - started) * 1000
+        turn = AnsweredTurn()
+        async for piece in self.answer(request.message, request.lang, request.filters, turn):
+            yield TurnEvent("token", {"text": piece})
+        result = turn.checked()
+        turn.timings_ms["total_ms"] = (time.perf_counter() - started) * 1000
         reply = TurnReply(
             session_id=session_id,
             message_id=message_id,
@@ -105,8 +143,8 @@ class ChatService:
             citations=result.citations,
             grounded=result.grounded,
             outcome=result.outcome,
-            lang=plan.lang,
-            timings_ms=timings,
+            lang=turn.lang,
+            timings_ms=turn.timings_ms,
         )
         yield TurnEvent("done", reply.as_dict())
 

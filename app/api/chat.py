@@ -8,23 +8,21 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from sse_starlette.sse import EventSourceResponse
+from starlette.concurrency import run_in_threadpool
 
+from app.api.deps import DialogueDep
 from app.api.errors import ApiError
 from app.api.schemas import ChatRequest, ChatResponse, ErrorBody
 from app.config import Settings
+from app.dialogue.service import SessionNotFound
 from app.llm.base import LLMError
 from app.llm.gate import QueueFullError
-from app.orchestrator import ChatService, TurnRequest
+from app.orchestrator import TurnRequest
 
 router = APIRouter(prefix="/v1", tags=["chat"])
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody} for code in (413, 422, 502, 503)
+    code: {"model": ErrorBody} for code in (404, 413, 422, 502, 503)
 }
-
-
-def _chat_service(request: Request) -> ChatService:
-    service: ChatService = request.app.state.chat
-    return service
 
 
 def _settings(request: Request) -> Settings:
@@ -32,7 +30,6 @@ def _settings(request: Request) -> Settings:
     return settings
 
 
-ChatDep = Annotated[ChatService, Depends(_chat_service)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 
 
@@ -47,18 +44,23 @@ def _turn(body: ChatRequest, settings: Settings) -> TurnRequest:
 
 
 @router.post("/chat", response_model=ChatResponse, responses=_ERRORS)
-async def chat(body: ChatRequest, chat: ChatDep, settings: SettingsDep) -> dict[str, Any]:
-    """One turn; the JSON reply holds the checked answer and its citations."""
+async def chat(body: ChatRequest, chat: DialogueDep, settings: SettingsDep) -> dict[str, Any]:
+    """One turn; the JSON reply holds the checked answer, its citations, intent, sentiment
+    and hand-off. No `session_id` starts a conversation; an unknown one is a 404."""
     return await chat.reply(_turn(body, settings))
 
 
 @router.post("/chat/stream", responses=_ERRORS)
 async def chat_stream(
-    body: ChatRequest, chat: ChatDep, settings: SettingsDep
+    body: ChatRequest, chat: DialogueDep, settings: SettingsDep
 ) -> EventSourceResponse:
     """The same turn as server-sent events: meta, token…, done, then [DONE]."""
     turn = _turn(body, settings)
     chat.gate.check()  # a 503 must come before the stream's 200 has been sent
+    if body.session_id is not None:  # and so must a 404
+        found = await run_in_threadpool(chat.store.get_conversation, body.session_id)
+        if found is None:
+            raise SessionNotFound(body.session_id)
 
     async def events() -> AsyncIterator[dict[str, str]]:
         try:

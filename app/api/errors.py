@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.dialogue.service import SessionNotFound
 from app.llm.base import LLMError
 from app.llm.gate import QueueFullError
 
@@ -59,6 +60,10 @@ def install(app: FastAPI) -> None:
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         return error_response(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(SessionNotFound)
+    async def _no_session(_: Request, exc: SessionNotFound) -> JSONResponse:
+        return error_response(404, "session_not_found", f"no conversation {exc}")
 
     @app.exception_handler(QueueFullError)
     async def _busy(_: Request, exc: QueueFullError) -> JSONResponse:

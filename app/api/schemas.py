@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from datetime import datetime
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -87,15 +88,36 @@ class CitationOut(BaseModel):
     snippet: str
 
 
+class IntentOut(BaseModel):
+    label: str
+    confidence: float
+
+
+class SentimentOut(BaseModel):
+    label: Literal["negative", "neutral", "positive"]
+    score: float
+    anger: bool
+    cues: list[str]
+
+
+class HandoffOut(BaseModel):
+    ticket_id: str
+    reason: str
+
+
 class ChatResponse(BaseModel):
     session_id: str
     message_id: str
     answer: str
     citations: list[CitationOut]
     grounded: bool
-    outcome: Literal["faq", "generated", "refused"]
+    outcome: Literal["faq", "generated", "refused", "handoff", "queued", "greeting"]
     lang: Literal["zh", "en"]
     timings_ms: dict[str, float]
+    intent: IntentOut | None = None
+    sentiment: SentimentOut | None = None
+    handoff: HandoffOut | None = None
+    rewritten: str | None = Field(None, description="The standalone question used, if rewritten.")
 
 
 class ErrorDetail(BaseModel):
@@ -105,3 +127,86 @@ class ErrorDetail(BaseModel):
 
 class ErrorBody(BaseModel):
     error: ErrorDetail
+
+
+class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    message_id: str = Field(
+        min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$", description="A bot reply's id."
+    )
+    rating: Literal["up", "down"]
+    comment: str | None = Field(None, max_length=1000, description="Optional free text.")
+
+
+class FeedbackResponse(BaseModel):
+    message_id: str
+    rating: Literal["up", "down"]
+    comment: str | None
+    created: bool
+    """False when this replaced earlier feedback on the same message."""
+
+
+class MessageOut(BaseModel):
+    id: str
+    seq: int
+    role: str
+    text: str
+    created_at: datetime
+    intent: str | None
+    sentiment: str | None
+    outcome: str | None
+    citations: list[dict[str, Any]]
+
+
+class TicketOut(BaseModel):
+    id: str
+    conversation_id: str
+    reason: str
+    status: str
+    created_at: datetime
+    closed_at: datetime | None
+    note: str | None
+
+
+class TranscriptOut(BaseModel):
+    session_id: str
+    status: str
+    messages: list[MessageOut]
+    ticket: TicketOut | None = None
+
+
+class AgentReply(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(min_length=1, max_length=4000, description="The agent's message.")
+
+
+class CloseTicket(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    note: str | None = Field(None, max_length=2000)
+
+
+class UnansweredOut(BaseModel):
+    question: str
+    count: int
+
+
+class StatsOut(BaseModel):
+    since: datetime | None
+    conversations: int
+    resolved: int
+    resolution_rate: float | None
+    handoffs: int
+    handoff_rate: float | None
+    handoffs_by_reason: dict[str, int]
+    assistant_turns: int
+    dont_know_turns: int
+    dont_know_rate: float | None
+    response_ms_p50: float | None
+    response_ms_p95: float | None
+    feedback_up: int
+    feedback_down: int
+    satisfaction: float | None
+    top_unanswered: list[UnansweredOut]

@@ -49,6 +49,7 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
         embedding={"backend": "fake"},
         store={"backend": "memory"},
         retrieval={"min_dense_score": 0.2, "faq_direct_score": 0.95},
+        dialogue={"intent_backend": "fake"},
     )
     with TestClient(create_app(settings)) as test_client:
         container = test_client.app.state.container  # type: ignore[attr-defined]
@@ -107,9 +108,17 @@ def test_search_ranks_passages_and_honours_filters(client: TestClient) -> None:
         assert set(r.json()["error"]) == {"code", "message"}
 
 
-def test_session_id_is_echoed(client: TestClient) -> None:
-    body = client.post("/v1/chat", json={"message": "shipping free?", "session_id": "abc"}).json()
-    assert body["session_id"] == "abc"
+def test_a_session_continues_and_an_unknown_one_is_404(client: TestClient) -> None:
+    first = client.post("/v1/chat", json={"message": "shipping free?"}).json()
+    again = client.post(
+        "/v1/chat", json={"message": "shipping free?!", "session_id": first["session_id"]}
+    ).json()
+    assert again["session_id"] == first["session_id"]
+    r = client.post("/v1/chat", json={"message": "shipping free?", "session_id": "abc"})
+    assert r.status_code == 404
+    assert r.json()["error"]["code"] == "session_not_found"
+    r = client.post("/v1/chat/stream", json={"message": "hi there", "session_id": "abc"})
+    assert r.status_code == 404
 
 
 def test_stream_sends_meta_tokens_done(client: TestClient) -> None:

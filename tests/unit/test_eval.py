@@ -214,7 +214,8 @@ def test_questions_from_another_knowledge_base_become_unanswerable(tmp_path: Pat
 
     path = tmp_path / "other.jsonl"
     path.write_text(
-        '{"id": "a", "question": "q", "language": "zh", "source_doc_ids": ["d"], "dataset": "law"}\n'
+        '{"id": "a", "question": "q", "language": "zh", "source_doc_ids": ["d"], '
+        '"dataset": "law"}\n'
     )
     (row,) = foreign(load_golden(path))
     assert not row.answerable

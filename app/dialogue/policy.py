@@ -1,0 +1,54 @@
+"""When the bot steps aside for a human: the hand-off policy, as plain functions.
+
+Before answering, in this order: the customer asked for a person
+(`requested`), is angry (`anger`), is complaining (`complaint`), or asks the
+same question again (`repeated_question`: the first answer did not help).
+After answering: a second "I don't know" in a row (`repeated_dont_know`).
+Each reason becomes the ticket's reason code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from app.dialogue.sentiment import Sentiment
+
+HandoffReason = Literal[
+    "requested", "anger", "repeated_question", "repeated_dont_know", "complaint"
+]
+
+
+@dataclass(frozen=True)
+class Signals:
+    """What the analysis found in one customer message."""
+
+    intent: str
+    sentiment: Sentiment
+    repeats_earlier_question: bool
+
+
+def before_answer(signals: Signals) -> HandoffReason | None:
+    """A reason to hand off before the bot tries to answer, or None."""
+    if signals.intent == "human_agent":
+        return "requested"
+    mood = signals.sentiment
+    # 投诉 / "complaint" is itself an anger cue; alone it makes a complaint, not an outburst.
+    if mood.anger and mood.label == "negative" and set(mood.cues) - {"complaint_word"}:
+        return "anger"
+    if signals.intent == "complaint" or "complaint_word" in mood.cues:
+        return "complaint"
+    if signals.repeats_earlier_question:
+        return "repeated_question"
+    return None
+
+
+def after_answer(outcome: str, earlier_outcomes: Sequence[str | None]) -> HandoffReason | None:
+    """A second "I don't know" in a row hands off: the customer is stuck.
+
+    `earlier_outcomes` are the outcomes of the bot's earlier replies, oldest first.
+    """
+    if outcome == "refused" and earlier_outcomes and earlier_outcomes[-1] == "refused":
+        return "repeated_dont_know"
+    return None

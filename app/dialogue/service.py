@@ -1,0 +1,241 @@
+"""One turn of a conversation: session → analyse → hand-off policy → rewrite → answer → persist.
+
+The answering itself (retrieval, gate, FAQ fast path, model, citations) is the
+stateless `ChatService`; this layer adds what makes it a conversation. Every
+turn is stored, the customer's message before the bot answers, so a crash
+half way loses no question.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import asdict
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+
+from app.db.repository import ConversationStore, MessageRecord, TicketRecord
+from app.dialogue import policy
+from app.dialogue.analyse import Analyser, Analysis
+from app.domain import Citation, Lang
+from app.llm.gate import GenerationGate
+from app.orchestrator import AnsweredTurn, ChatService, TurnEvent, TurnReply, TurnRequest
+from app.prompts import PromptLibrary
+from app.rag.rewrite import Rewriter, Turn
+from app.text import detect_lang, words
+
+GREETING_MAX_WORDS = 6
+"""Longer messages classified as greetings ("hi, can I return shoes?") still get answered."""
+
+
+class SessionNotFound(LookupError):
+    """A `session_id` this shop never issued (or one that was deleted)."""
+
+
+class DialogueService:
+    def __init__(
+        self,
+        chat: ChatService,
+        store: ConversationStore,
+        analyser: Analyser,
+        rewriter: Rewriter,
+        prompts: PromptLibrary,
+        probe: Callable[[str], float | None],
+        history_turns: int,
+    ) -> None:
+        self._chat = chat
+        self._store = store
+        self._analyser = analyser
+        self._rewriter = rewriter
+        self._prompts = prompts
+        self._probe = probe
+        self._history_turns = history_turns
+
+    @property
+    def gate(self) -> GenerationGate:
+        return self._chat.gate
+
+    @property
+    def store(self) -> ConversationStore:
+        return self._store
+
+    async def reply(self, request: TurnRequest) -> dict[str, Any]:
+        final: dict[str, Any] = {}
+        async for event in self.events(request):
+            if event.kind == "done":
+                final = event.data
+        return final
+
+    async def events(self, request: TurnRequest) -> AsyncIterator[TurnEvent]:
+        started = time.perf_counter()
+        lang: Lang = request.lang or detect_lang(request.message)
+        conversation_id, status = await run_in_threadpool(self._conversation, request, lang)
+        message_id = uuid.uuid4().hex
+        yield TurnEvent("meta", {"session_id": conversation_id, "message_id": message_id})
+        history = await run_in_threadpool(self._store.history, conversation_id, self._history_turns)
+        turn = _Turn(conversation_id, message_id, request.message, lang, started)
+
+        if status == "handed_off":
+            ticket = await run_in_threadpool(self._store.open_ticket_for, conversation_id)
+            if ticket is not None:
+                await run_in_threadpool(turn.save_user, self._store, None, None)
+                text = self._prompts.render("queued", lang, ticket_id=ticket.id)
+                yield TurnEvent("token", {"text": text})
+                yield TurnEvent("done", await self._finish(turn, text, "queued", ticket=ticket))
+                return
+
+        earlier = [m.text for m in history if m.role == "user"]
+        analysis = await run_in_threadpool(self._analyser.analyse, request.message, lang, earlier)
+        turn.analysis = analysis
+        reason = policy.before_answer(
+            policy.Signals(
+                intent=analysis.intent.label,
+                sentiment=analysis.sentiment,
+                repeats_earlier_question=analysis.repeats_earlier_question
+                and analysis.intent.label != "greeting",
+            )
+        )
+        if reason is not None:
+            await run_in_threadpool(turn.save_user, self._store, analysis, None)
+            ticket = await run_in_threadpool(self._store.open_ticket, conversation_id, reason)
+            text = self._prompts.render("handoff", lang, reason=reason, ticket_id=ticket.id)
+            yield TurnEvent("token", {"text": text})
+            yield TurnEvent("done", await self._finish(turn, text, "handoff", ticket=ticket))
+            return
+
+        if (
+            analysis.intent.label == "greeting"
+            and len(words(request.message, keep_stopwords=True)) <= GREETING_MAX_WORDS
+        ):
+            await run_in_threadpool(turn.save_user, self._store, analysis, None)
+            text = self._prompts.render("greeting", lang)
+            yield TurnEvent("token", {"text": text})
+            yield TurnEvent("done", await self._finish(turn, text, "greeting"))
+            return
+
+        t0 = time.perf_counter()
+        turns = [Turn("user" if m.role == "user" else "assistant", m.text, m.rewritten)
+                 for m in history if m.role in ("user", "assistant")]  # fmt: skip
+        standalone = await run_in_threadpool(
+            self._rewriter.rewrite, request.message, lang, turns, self._probe
+        )
+        turn.timings_ms["rewrite_ms"] = (time.perf_counter() - t0) * 1000
+        turn.rewritten = standalone
+        await run_in_threadpool(turn.save_user, self._store, analysis, standalone)
+
+        prefix = ""
+        if analysis.sentiment.label == "negative":
+            prefix = self._prompts.render("apology", lang) + ("" if lang == "zh" else " ")
+            yield TurnEvent("token", {"text": prefix})
+        answered = AnsweredTurn(timings_ms=turn.timings_ms)
+        async for piece in self._chat.answer(
+            standalone or request.message, lang, request.filters, answered
+        ):
+            yield TurnEvent("token", {"text": piece})
+        result = answered.checked()
+        turn.citations = [asdict(c) for c in result.citations]
+        turn.grounded = result.grounded
+        turn.refusal_reason = result.refusal_reason
+
+        earlier_outcomes = [m.outcome for m in history if m.role == "assistant"]
+        late = policy.after_answer(result.outcome, earlier_outcomes)
+        if late is not None:
+            ticket = await run_in_threadpool(self._store.open_ticket, conversation_id, late)
+            text = self._prompts.render("handoff", lang, reason=late, ticket_id=ticket.id)
+            yield TurnEvent("done", await self._finish(turn, text, result.outcome, ticket=ticket))
+            return
+        yield TurnEvent("done", await self._finish(turn, prefix + result.answer, result.outcome))
+
+    def _conversation(self, request: TurnRequest, lang: Lang) -> tuple[str, str]:
+        if request.session_id is None:
+            record = self._store.create_conversation(lang)
+        else:
+            found = self._store.get_conversation(request.session_id)
+            if found is None:
+                raise SessionNotFound(request.session_id)
+            record = found
+        return record.id, record.status
+
+    async def _finish(
+        self, turn: _Turn, text: str, outcome: str, *, ticket: TicketRecord | None = None
+    ) -> dict[str, Any]:
+        turn.timings_ms["total_ms"] = (time.perf_counter() - turn.started) * 1000
+        await run_in_threadpool(turn.save_reply, self._store, text, outcome)
+        return turn.reply(text, outcome, ticket).as_dict()
+
+
+class _Turn:
+    """What one turn has gathered so far, and how it is stored and shown."""
+
+    def __init__(
+        self, conversation_id: str, message_id: str, message: str, lang: Lang, started: float
+    ) -> None:
+        self.conversation_id = conversation_id
+        self.message_id = message_id
+        self.message = message
+        self.lang = lang
+        self.started = started
+        self.analysis: Analysis | None = None
+        self.rewritten: str | None = None
+        self.citations: list[dict[str, Any]] = []
+        self.grounded = False
+        self.refusal_reason: str | None = None
+        self.timings_ms: dict[str, float] = {}
+
+    def save_user(
+        self, store: ConversationStore, analysis: Analysis | None, rewritten: str | None
+    ) -> MessageRecord:
+        return store.add_message(
+            self.conversation_id,
+            "user",
+            self.message,
+            lang=self.lang,
+            intent=analysis.intent.label if analysis else None,
+            intent_confidence=analysis.intent.confidence if analysis else None,
+            sentiment=analysis.sentiment.label if analysis else None,
+            sentiment_score=analysis.sentiment.score if analysis else None,
+            anger=analysis.sentiment.anger if analysis else False,
+            rewritten=rewritten,
+        )
+
+    def save_reply(self, store: ConversationStore, text: str, outcome: str) -> MessageRecord:
+        return store.add_message(
+            self.conversation_id,
+            "assistant",
+            text,
+            message_id=self.message_id,
+            lang=self.lang,
+            outcome=outcome,
+            refusal_reason=self.refusal_reason,
+            citations=self.citations,
+            timings=self.timings_ms,
+            response_ms=self.timings_ms.get("total_ms"),
+        )
+
+    def reply(self, text: str, outcome: str, ticket: TicketRecord | None) -> TurnReply:
+        a = self.analysis
+        return TurnReply(
+            session_id=self.conversation_id,
+            message_id=self.message_id,
+            answer=text,
+            citations=[Citation(**c) for c in self.citations],
+            grounded=self.grounded and ticket is None,
+            outcome=outcome,
+            lang=self.lang,
+            timings_ms=self.timings_ms,
+            intent=None
+            if a is None
+            else {"label": a.intent.label, "confidence": round(a.intent.confidence, 3)},
+            sentiment=None
+            if a is None
+            else {
+                "label": a.sentiment.label,
+                "score": round(a.sentiment.score, 3),
+                "anger": a.sentiment.anger,
+                "cues": list(a.sentiment.cues),
+            },
+            handoff=None if ticket is None else {"ticket_id": ticket.id, "reason": ticket.reason},
+            rewritten=self.rewritten,
+        )
