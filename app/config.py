@@ -135,7 +135,7 @@ class DialogueSettings(BaseModel):
         description="embedding: classifier on the embeddings; fake: keywords, unit tests only.",
     )
     rewrite: Literal["off", "concat", "llm"] = Field(
-        "concat",
+        "llm",
         description="Follow-up questions → standalone: concat (previous question + follow-up), "
         "llm (the chat model with prompts/rewrite), off (measured; see README).",
     )

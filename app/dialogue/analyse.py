@@ -49,12 +49,21 @@ class Analyser:
         self._classifier = classifier
         self._repeat_similarity = repeat_similarity
 
-    def analyse(self, message: str, lang: Lang, earlier: Sequence[str]) -> Analysis:
-        """`earlier`: the customer's previous messages in this conversation, oldest first."""
+    def analyse(
+        self, message: str, lang: Lang, earlier: Sequence[str], standalone: str | None = None
+    ) -> Analysis:
+        """`earlier`: the customer's previous messages, oldest first; `standalone`: the
+        follow-up rewritten, whose intent is the one that counts ("What about Singapore?"
+        alone reads like small talk)."""
         vector = self._embedder.embed_query(message)
+        intent = (
+            self._classifier.predict(message, vector)
+            if standalone is None
+            else self._classifier.predict(standalone)
+        )
         return Analysis(
             lang=lang,
-            intent=self._classifier.predict(message, vector),
+            intent=intent,
             sentiment=analyse_sentiment(message, lang, earlier),
             repeats_earlier_question=self._repeats(message, vector, earlier[-REPEAT_WINDOW:]),
         )

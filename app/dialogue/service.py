@@ -1,4 +1,4 @@
-"""One turn of a conversation: session → analyse → hand-off policy → rewrite → answer → persist.
+"""One turn of a conversation: session → rewrite → analyse → hand-off policy → answer → persist.
 
 The answering itself (retrieval, gate, FAQ fast path, model, citations) is the
 stateless `ChatService`; this layer adds what makes it a conversation. Every
@@ -86,35 +86,6 @@ class DialogueService:
                 yield TurnEvent("done", await self._finish(turn, text, "queued", ticket=ticket))
                 return
 
-        earlier = [m.text for m in history if m.role == "user"]
-        analysis = await run_in_threadpool(self._analyser.analyse, request.message, lang, earlier)
-        turn.analysis = analysis
-        reason = policy.before_answer(
-            policy.Signals(
-                intent=analysis.intent.label,
-                sentiment=analysis.sentiment,
-                repeats_earlier_question=analysis.repeats_earlier_question
-                and analysis.intent.label != "greeting",
-            )
-        )
-        if reason is not None:
-            await run_in_threadpool(turn.save_user, self._store, analysis, None)
-            ticket = await run_in_threadpool(self._store.open_ticket, conversation_id, reason)
-            text = self._prompts.render("handoff", lang, reason=reason, ticket_id=ticket.id)
-            yield TurnEvent("token", {"text": text})
-            yield TurnEvent("done", await self._finish(turn, text, "handoff", ticket=ticket))
-            return
-
-        if (
-            analysis.intent.label == "greeting"
-            and len(words(request.message, keep_stopwords=True)) <= GREETING_MAX_WORDS
-        ):
-            await run_in_threadpool(turn.save_user, self._store, analysis, None)
-            text = self._prompts.render("greeting", lang)
-            yield TurnEvent("token", {"text": text})
-            yield TurnEvent("done", await self._finish(turn, text, "greeting"))
-            return
-
         t0 = time.perf_counter()
         turns = [Turn("user" if m.role == "user" else "assistant", m.text, m.rewritten)
                  for m in history if m.role in ("user", "assistant")]  # fmt: skip
@@ -123,6 +94,40 @@ class DialogueService:
         )
         turn.timings_ms["rewrite_ms"] = (time.perf_counter() - t0) * 1000
         turn.rewritten = standalone
+
+        earlier = [m.text for m in history if m.role == "user"]
+        analysis = await run_in_threadpool(
+            self._analyser.analyse, request.message, lang, earlier, standalone
+        )
+        turn.analysis = analysis
+        reason = policy.before_answer(
+            policy.Signals(
+                intent=analysis.intent.label,
+                sentiment=analysis.sentiment,
+                repeats_earlier_question=analysis.repeats_earlier_question
+                and analysis.intent.label != "greeting",
+                asks_for_person=policy.asks_for_person(request.message, analysis.intent.label),
+            )
+        )
+        if reason is not None:
+            await run_in_threadpool(turn.save_user, self._store, analysis, standalone)
+            ticket = await run_in_threadpool(self._store.open_ticket, conversation_id, reason)
+            text = self._prompts.render("handoff", lang, reason=reason, ticket_id=ticket.id)
+            yield TurnEvent("token", {"text": text})
+            yield TurnEvent("done", await self._finish(turn, text, "handoff", ticket=ticket))
+            return
+
+        if (
+            analysis.intent.label == "greeting"
+            and standalone is None
+            and len(words(request.message, keep_stopwords=True)) <= GREETING_MAX_WORDS
+        ):
+            await run_in_threadpool(turn.save_user, self._store, analysis, None)
+            text = self._prompts.render("greeting", lang)
+            yield TurnEvent("token", {"text": text})
+            yield TurnEvent("done", await self._finish(turn, text, "greeting"))
+            return
+
         await run_in_threadpool(turn.save_user, self._store, analysis, standalone)
 
         prefix = ""

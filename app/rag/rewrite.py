@@ -91,6 +91,10 @@ def concat(message: str, previous: str, lang: Lang) -> str:
     return f"{message} (follow-up to: {core})"
 
 
+def _same(a: str, b: str) -> bool:
+    return words(a) == words(b)
+
+
 class Rewriter:
     """Makes the latest message standalone with the configured method."""
 
@@ -144,7 +148,14 @@ class Rewriter:
         assert previous is not None  # checked by needs_rewrite
         if self._mode == "concat":
             return concat(message, previous, lang)
-        return self._with_llm(message, lang, history) or concat(message, previous, lang)
+        rewritten = self._with_llm(message, lang, history)
+        if (
+            rewritten is None
+            or _same(rewritten, previous)  # the earlier question instead of the new one
+            or set(words(rewritten)) <= set(words(message))  # nothing added: still elliptic
+        ):
+            return concat(message, previous, lang)
+        return rewritten
 
     def bounded(self, history: Sequence[Turn]) -> list[Turn]:
         """The latest turns that fit `history_tokens` (model tokenizer), oldest first."""

@@ -58,7 +58,10 @@ def test_the_policy_orders_its_reasons() -> None:
     angry = Sentiment("negative", -0.9, True, ("insult",))
     complaining = Sentiment("negative", -0.5, True, ("complaint_word",))
     assert policy.before_answer(policy.Signals("shipping", complaining, False)) == "complaint"
-    assert policy.before_answer(policy.Signals("human_agent", angry, True)) == "requested"
+    assert policy.before_answer(policy.Signals("human_agent", angry, True, True)) == "requested"
+    assert policy.asks_for_person("I want to speak to someone", "human_agent")
+    assert policy.asks_for_person("可以转人工吗？", "other")
+    assert not policy.asks_for_person("When does your support team stop answering?", "human_agent")
     assert policy.before_answer(policy.Signals("complaint", angry, False)) == "anger"
     assert policy.before_answer(policy.Signals("complaint", CALM, False)) == "complaint"
     assert policy.before_answer(policy.Signals("shipping", CALM, True)) == "repeated_question"
@@ -83,6 +86,32 @@ def test_follow_ups_are_recognised_and_made_standalone() -> None:
     assert rewriter.rewrite("Do you ship to Malaysia?", "en", history, lambda _: 0.6) is None
     assert rewriter.rewrite("Do you ship to Malaysia?", "en", history, lambda _: 0.3)
     assert rewriter.rewrite("And for shoes?", "en", []) is None  # nothing to follow
+
+
+class _Echo(FakeLLM):
+    def __init__(self, reply: str) -> None:
+        super().__init__()
+        self.reply = reply
+
+    def stream(self, messages, *, max_tokens, stop=None):  # type: ignore[no-untyped-def]
+        yield self.reply
+
+
+@pytest.mark.parametrize(
+    ("model_says", "expected"),
+    [
+        ("How much is shipping to Singapore?", "How much is shipping to Singapore?"),
+        ("What about Singapore?", "What about Singapore? (follow-up to: Shipping to HK?)"),
+        ("Shipping to HK?", "What about Singapore? (follow-up to: Shipping to HK?)"),
+        ("", "What about Singapore? (follow-up to: Shipping to HK?)"),
+    ],
+)
+def test_a_model_rewrite_that_adds_nothing_falls_back_to_concat(
+    model_says: str, expected: str
+) -> None:
+    rewriter = Rewriter("llm", _Echo(model_says), PromptLibrary(), 400, 0.45)
+    history = [Turn("user", "Shipping to HK?"), Turn("assistant", "30 yuan [1].")]
+    assert rewriter.rewrite("What about Singapore?", "en", history) == expected
 
 
 def test_the_history_given_to_the_rewriter_is_bounded_by_tokens() -> None:
