@@ -14,7 +14,8 @@ export ANONYMIZED_TELEMETRY := False
 export SHOPDESK_MODEL_CACHE_DIR ?= $(CURDIR)/var/models
 export SHOPDESK_DATA_DIR ?= $(CURDIR)/var/shop
 
-.PHONY: setup models ingest-sample run test test-unit lint format eval eval-smoke eval-shared clean
+.PHONY: setup models ingest-sample run test test-unit lint format eval eval-smoke eval-shared \
+	eval-dialogue eval-followups clean
 
 setup: $(STAMP) models
 
@@ -72,6 +73,14 @@ eval-smoke: setup
 eval-shared: setup
 	$(BIN)/shopdesk eval ../shared/data/golden/golden_dev.jsonl --kb ../shared/data/kb \
 		--data-dir var/eval-shared --out var/eval-runs/shared $(EVAL_FLAGS)
+
+# Intent and sentiment per language on the held-out rows (+ Bitext intents when
+# ../shared/data is there); follow-up rewriting off / concat / llm on the sample shop.
+eval-dialogue: setup
+	$(BIN)/python -m eval.dialogue --out var/eval-runs/dialogue
+
+eval-followups: setup
+	$(BIN)/python -m eval.followups --data-dir var/eval/sample --out var/eval-runs/followups
 
 clean:
 	rm -rf var/shop var/eval var/eval-* .pytest_cache .mypy_cache .ruff_cache

@@ -2,7 +2,7 @@
 
     python -m eval.dialogue [--examples data/dialogue/intents.jsonl]
         [--sentiment data/dialogue/sentiment.jsonl]
-        [--bitext /work/shared/data/golden/golden_dev.jsonl] [--out var/eval-runs/dialogue]
+        [--bitext ../shared/data/golden/golden_dev.jsonl] [--out var/eval-runs/dialogue]
 
 The intent classifier is trained afresh on the ``train`` rows and scored on the
 held-out ``test`` rows, with and without the explicit-request keyword rule; the
@@ -297,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--examples", type=Path, default=Path("data/dialogue/intents.jsonl"))
     parser.add_argument("--sentiment", type=Path, default=Path("data/dialogue/sentiment.jsonl"))
     parser.add_argument(
-        "--bitext", type=Path, default=Path("/work/shared/data/golden/golden_dev.jsonl")
+        "--bitext", type=Path, default=Path("../shared/data/golden/golden_dev.jsonl")
     )
     parser.add_argument("--out", type=Path, default=Path("var/eval-runs/dialogue"))
     args = parser.parse_args(argv)
