@@ -186,27 +186,3 @@ class CloseTicket(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     note: str | None = Field(None, max_length=2000)
-
-
-class UnansweredOut(BaseModel):
-    question: str
-    count: int
-
-
-class StatsOut(BaseModel):
-    since: datetime | None
-    conversations: int
-    resolved: int
-    resolution_rate: float | None
-    handoffs: int
-    handoff_rate: float | None
-    handoffs_by_reason: dict[str, int]
-    assistant_turns: int
-    dont_know_turns: int
-    dont_know_rate: float | None
-    response_ms_p50: float | None
-    response_ms_p95: float | None
-    feedback_up: int
-    feedback_down: int
-    satisfaction: float | None
-    top_unanswered: list[UnansweredOut]

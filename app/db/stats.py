@@ -33,6 +33,14 @@ TOP_UNANSWERED = 10
 
 
 @dataclass(frozen=True)
+class Unanswered:
+    """A question the bot said "I don't know" to, normalised, and how often it came."""
+
+    question: str
+    count: int
+
+
+@dataclass(frozen=True)
 class Stats:
     """How the bot is doing since a moment (or ever).
 
@@ -75,7 +83,7 @@ class Stats:
     feedback_up: int
     feedback_down: int
     satisfaction: float | None
-    top_unanswered: list[tuple[str, int]]
+    top_unanswered: list[Unanswered]
 
 
 def compute_stats(session: Session, since: datetime | None) -> Stats:
@@ -189,7 +197,7 @@ def _tickets_by_reason(since: datetime | None) -> Select[str, int]:
     )
 
 
-def _top_unanswered(session: Session, since: datetime | None) -> list[tuple[str, int]]:
+def _top_unanswered(session: Session, since: datetime | None) -> list[Unanswered]:
     """The most frequent questions the bot answered with "I don't know"."""
     question = aliased(Message)
     reply = aliased(Message)
@@ -212,4 +220,4 @@ def _top_unanswered(session: Session, since: datetime | None) -> list[tuple[str,
     counts = Counter(normalise_question(text) for text in session.scalars(stmt))
     counts.pop("", None)
     ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-    return ranked[:TOP_UNANSWERED]
+    return [Unanswered(text, n) for text, n in ranked[:TOP_UNANSWERED]]

@@ -20,7 +20,7 @@ import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, cast
+from typing import Literal, cast, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -42,18 +42,7 @@ Intent = Literal[
     "greeting",
     "other",
 ]
-INTENTS: tuple[Intent, ...] = (
-    "product_question",
-    "order_status",
-    "return_refund",
-    "shipping",
-    "payment",
-    "complaint",
-    "recommendation",
-    "human_agent",
-    "greeting",
-    "other",
-)
+INTENTS: tuple[Intent, ...] = get_args(Intent)
 Split = Literal["train", "test"]
 Floats = npt.NDArray[np.float64]
 

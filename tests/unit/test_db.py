@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from app.db.engine import database_url, make_engine, upgrade
 from app.db.models import Base, Message
 from app.db.repository import AlreadyExists, ConversationStore, NotFound, Stats
-from app.db.stats import nearest_rank, normalise_question
+from app.db.stats import Unanswered, nearest_rank, normalise_question
 
 pytestmark = pytest.mark.unit
 
@@ -376,7 +376,10 @@ def test_stats_of_a_known_scenario(store: ConversationStore, clock: Clock) -> No
         feedback_up=2,
         feedback_down=1,
         satisfaction=2 / 3,
-        top_unanswered=[("do you ship to mars", 2), ("can i pay with bitcoin", 1)],
+        top_unanswered=[
+            Unanswered("do you ship to mars", 2),
+            Unanswered("can i pay with bitcoin", 1),
+        ],
     )
 
     since_b = T0 + timedelta(hours=1)
@@ -396,7 +399,10 @@ def test_stats_of_a_known_scenario(store: ConversationStore, clock: Clock) -> No
         feedback_up=1,
         feedback_down=1,
         satisfaction=0.5,
-        top_unanswered=[("do you ship to mars", 2), ("can i pay with bitcoin", 1)],
+        top_unanswered=[
+            Unanswered("do you ship to mars", 2),
+            Unanswered("can i pay with bitcoin", 1),
+        ],
     )
     assert store.stats(since_b) == expected_since_b
     # The same moment, naive (taken as UTC) or in another zone.
@@ -419,7 +425,7 @@ def test_stats_of_a_known_scenario(store: ConversationStore, clock: Clock) -> No
         feedback_up=1,
         feedback_down=0,
         satisfaction=1.0,
-        top_unanswered=[("can i pay with bitcoin", 1)],
+        top_unanswered=[Unanswered("can i pay with bitcoin", 1)],
     )
 
 
@@ -455,8 +461,8 @@ def test_top_unanswered_keeps_the_ten_most_frequent(
             store.add_message(conversation, "assistant", "Sorry.", outcome="refused")
     top = store.stats().top_unanswered
     assert len(top) == 10
-    assert top[0] == ("question 05", 2)
-    assert top[1:] == [(f"question {n:02d}", 1) for n in (0, 1, 2, 3, 4, 6, 7, 8, 9)]
+    assert top[0] == Unanswered("question 05", 2)
+    assert top[1:] == [Unanswered(f"question {n:02d}", 1) for n in (0, 1, 2, 3, 4, 6, 7, 8, 9)]
 
 
 @pytest.mark.parametrize(
