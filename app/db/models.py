@@ -1,9 +1,10 @@
 """SQLAlchemy models of conversations, their messages, hand-off tickets and feedback.
 
-Only portable column types are used so the same models (and the migration that mirrors
-them, `migrations/versions/0001_conversations.py`) serve SQLite and PostgreSQL. The
-closed vocabularies (roles, statuses, outcomes...) are plain strings in the database and
-checked by the repository, so adding a value needs no schema change.
+Only portable column types are used so the same models (and the migrations that mirror
+them, `migrations/versions/`) serve SQLite and PostgreSQL. The closed vocabularies
+(roles, statuses, outcomes...) are plain strings in the database and checked by the
+repository, so adding a value needs no schema change. The order system's tables are in
+`shop_models.py`, on the same `Base` (the package imports both, so its metadata is whole).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from sqlalchemy.types import TypeDecorator
 
 ConversationStatus = Literal["bot", "handed_off", "closed"]
 Role = Literal["user", "assistant", "agent", "system"]
-Outcome = Literal["faq", "generated", "refused", "handoff", "queued", "greeting", "agent"]
+Outcome = Literal["faq", "generated", "refused", "handoff", "queued", "greeting", "agent", "tool"]
 TicketReason = Literal["requested", "anger", "repeated_question", "repeated_dont_know", "complaint"]
 TicketStatus = Literal["open", "closed"]
 Rating = Literal["up", "down"]
@@ -107,6 +108,12 @@ class Conversation(Base):
     lang: Mapped[str | None] = mapped_column(String(LANG_LENGTH), nullable=True)
     status: Mapped[str] = mapped_column(String(SHORT_LENGTH), nullable=False, default="bot")
     customer_id: Mapped[str | None] = mapped_column(String(LABEL_LENGTH), nullable=True)
+    """The verified customer, once the tools have verified one."""
+    # none_as_null: clearing the state stores SQL NULL, not the JSON value `null`.
+    tool_state: Mapped[dict[str, Any] | None] = mapped_column(
+        JSON(none_as_null=True), nullable=True
+    )
+    """The tool router's slot-filling state between turns (see `app.tools.base.ToolState`)."""
 
 
 class Message(Base):
@@ -143,6 +150,10 @@ class Message(Base):
     timings: Mapped[dict[str, float]] = mapped_column(JSON, nullable=False, default=dict)
     response_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
     """Total response time of an assistant turn."""
+    actions: Mapped[list[dict[str, Any]] | None] = mapped_column(
+        JSON(none_as_null=True), nullable=True
+    )
+    """What a tool did in this turn (looked an order up, opened a return...); NULL if none."""
 
 
 class Ticket(Base):

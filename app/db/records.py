@@ -6,7 +6,7 @@ and are safe to pass between threads or to serialise.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -15,7 +15,11 @@ from app.db.models import Conversation, Feedback, Message, Ticket
 
 @dataclass(frozen=True)
 class ConversationRecord:
-    """A conversation: who is answering it (`status`) and when it last changed."""
+    """A conversation: who is answering it (`status`) and when it last changed.
+
+    `customer_id` is the verified customer, `tool_state` the tool router's slot-filling
+    state between turns (None when no tool is waiting for anything).
+    """
 
     id: str
     created_at: datetime
@@ -23,6 +27,7 @@ class ConversationRecord:
     lang: str | None
     status: str
     customer_id: str | None
+    tool_state: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -30,7 +35,7 @@ class MessageRecord:
     """One turn of a conversation with what the pipeline decided about it.
 
     `rewritten` is the standalone question used for retrieval; `response_ms` the total
-    response time of an assistant turn, `timings` its parts.
+    response time of an assistant turn, `timings` its parts; `actions` what a tool did.
     """
 
     id: str
@@ -51,6 +56,7 @@ class MessageRecord:
     citations: list[dict[str, Any]]
     timings: dict[str, float]
     response_ms: float | None
+    actions: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -85,6 +91,7 @@ def conversation_record(row: Conversation) -> ConversationRecord:
         lang=row.lang,
         status=row.status,
         customer_id=row.customer_id,
+        tool_state=None if row.tool_state is None else dict(row.tool_state),
     )
 
 
@@ -108,6 +115,7 @@ def message_record(row: Message) -> MessageRecord:
         citations=[dict(citation) for citation in row.citations],
         timings={name: float(ms) for name, ms in row.timings.items()},
         response_ms=row.response_ms,
+        actions=[dict(action) for action in row.actions or ()],
     )
 
 

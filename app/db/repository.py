@@ -100,6 +100,7 @@ class ConversationStore:
             lang=lang,
             status="bot",
             customer_id=None,
+            tool_state=None,
         )
         try:
             with self._sessions.begin() as session:
@@ -119,6 +120,27 @@ class ConversationStore:
         _check_choice("status", status, CONVERSATION_STATUSES)
         with self._sessions.begin() as session:
             _touch(session, conversation_id, self._now(), status=status)
+
+    def set_tool_state(self, conversation_id: str, state: Mapping[str, Any] | None) -> None:
+        """Keep the tool router's slot-filling state until the next turn (None clears it).
+
+        It lives on the conversation, not in memory, so any worker can take the next turn.
+        NotFound for an unknown conversation.
+        """
+        value = None if state is None else dict(state)
+        with self._sessions.begin() as session:
+            _touch(session, conversation_id, self._now(), tool_state=value)
+
+    def set_customer(self, conversation_id: str, customer_id: str) -> None:
+        """Record the customer the tools verified, so later turns need no new check.
+
+        ValueError for an empty or over-long id, NotFound for an unknown conversation.
+        """
+        if not customer_id:
+            raise ValueError("customer_id must not be empty")
+        _check_length("customer_id", customer_id, LABEL_LENGTH)
+        with self._sessions.begin() as session:
+            _touch(session, conversation_id, self._now(), customer_id=customer_id)
 
     # Messages
 
@@ -141,8 +163,11 @@ class ConversationStore:
         citations: Sequence[Mapping[str, Any]] | None = None,
         timings: Mapping[str, float] | None = None,
         response_ms: float | None = None,
+        actions: Sequence[Mapping[str, Any]] | None = None,
     ) -> MessageRecord:
         """Append a message as the conversation's next `seq` and bump its `updated_at`.
+
+        `actions` is what a tool did in this turn; none is stored as NULL.
 
         NotFound for an unknown conversation, AlreadyExists for a taken `message_id`,
         ValueError for a role or outcome outside the vocabulary or an over-long label.
@@ -182,6 +207,7 @@ class ConversationStore:
                 citations=[dict(citation) for citation in citations or ()],
                 timings=dict(timings or {}),
                 response_ms=response_ms,
+                actions=[dict(action) for action in actions] if actions else None,
             )
             session.add(row)
         return message_record(row)
@@ -359,16 +385,13 @@ class ConversationStore:
         return as_utc(self._clock())
 
 
-def _touch(
-    session: Session, conversation_id: str, now: datetime, status: str | None = None
-) -> None:
-    """Set the conversation's `updated_at` (and status); NotFound if there is none.
+def _touch(session: Session, conversation_id: str, now: datetime, **changes: object) -> None:
+    """Set the conversation's `updated_at` and the columns in `changes` (None included);
+    NotFound if there is none.
 
     As the transaction's first statement, this is what takes the write lock.
     """
-    values: dict[str, object] = {"updated_at": now}
-    if status is not None:
-        values["status"] = status
+    values: dict[str, object] = {"updated_at": now, **changes}
     stmt = update(Conversation).where(Conversation.id == conversation_id).values(values)
     if not _rowcount(session.execute(stmt, execution_options=_NO_SYNC)):
         raise NotFound(f"no conversation {conversation_id}")
