@@ -9,6 +9,7 @@ error that names the variable.
 from __future__ import annotations
 
 import os
+from datetime import date
 from pathlib import Path
 from typing import Literal
 
@@ -163,6 +164,55 @@ class DialogueSettings(BaseModel):
     )
 
 
+class ToolsSettings(BaseModel):
+    """Orders, returns and the catalogue: who may see what, and the shop's return rules."""
+
+    customer_token_secret: SecretStr | None = Field(
+        None,
+        description="Shared secret of the shop's site for signed customer tokens "
+        "(X-Customer-Token); unset = customers verify in the chat only.",
+    )
+    order_id_pattern: str = Field(
+        r"(?<![A-Za-z0-9])[A-Za-z]{2}-\d{4}-\d{6}(?!\d)",
+        description="What an order number looks like (regex; lookarounds, not \\b, so that "
+        "Chinese text around it does not hide it).",
+    )
+    max_verify_attempts: int = Field(
+        3, ge=1, le=10, description="Failed verifications before the bot offers a person."
+    )
+    return_window_days: int = Field(30, ge=0, le=365, description="Days after delivery.")
+    non_returnable_categories: frozenset[str] = Field(
+        frozenset({"tea", "gift-card", "personalised"}),
+        description="Catalogue categories that can never be returned.",
+    )
+    unopened_only_categories: frozenset[str] = Field(
+        frozenset({"earbuds"}), description="Categories returnable only unopened (hygiene)."
+    )
+    returns_policy_doc: str = Field(
+        "policy-returns-{lang}", description="The document a return decision cites."
+    )
+    today: date | None = Field(
+        None, description="Pin the shop's date (demos, tests); unset = the real date."
+    )
+    max_suggestions: int = Field(3, ge=1, le=10, description="Products one reply suggests.")
+    complements: dict[str, list[str]] = Field(
+        {
+            "headphones": ["phone-accessories", "speakers"],
+            "earbuds": ["phone-accessories", "running"],
+            "speakers": ["smart-home", "phone-accessories"],
+            "smart-home": ["lamps", "speakers"],
+            "kitchen": ["tea", "kitchen"],
+            "tea": ["kitchen"],
+            "large-appliance": ["smart-home"],
+            "lamps": ["smart-home"],
+            "backpacks": ["phone-accessories"],
+            "phone-accessories": ["earbuds", "backpacks"],
+            "running": ["earbuds", "headphones"],
+        },
+        description="Catalogue categories that go with a bought category (recommendations).",
+    )
+
+
 class Settings(BaseSettings):
     """Everything ShopDesk reads from its environment, checked at start-up."""
 
@@ -183,6 +233,7 @@ class Settings(BaseSettings):
     server: ServerSettings = ServerSettings()
     db: DbSettings = DbSettings()
     dialogue: DialogueSettings = DialogueSettings()
+    tools: ToolsSettings = ToolsSettings()
     admin_api_key: SecretStr | None = Field(
         None,
         description="Bearer key for the agent and admin routes; unset = those routes are off.",
