@@ -13,6 +13,9 @@ export ANONYMIZED_TELEMETRY := False
 # Models are shared by every data dir; the sample shop lives in var/shop.
 export SHOPDESK_MODEL_CACHE_DIR ?= $(CURDIR)/var/models
 export SHOPDESK_DATA_DIR ?= $(CURDIR)/var/shop
+# The sample shop's clock is pinned to the day its orders were written for, so they are in
+# a realistic state (parcels on their way, recent deliveries still within the return window).
+export SHOPDESK_TOOLS__TODAY ?= 2026-10-16
 
 .PHONY: setup models ingest-sample run test test-unit lint format eval eval-smoke eval-shared \
 	eval-dialogue eval-followups clean
@@ -33,6 +36,7 @@ models: $(STAMP)
 
 ingest-sample: setup
 	$(BIN)/shopdesk ingest data/sample_shop/kb --prune
+	$(BIN)/shopdesk orders load data/sample_shop/orders.jsonl
 
 run: ingest-sample
 	$(BIN)/shopdesk serve

@@ -1,4 +1,4 @@
-"""`shopdesk` command line: ingest, serve, chat, eval, models."""
+"""`shopdesk` command line: ingest, serve, chat, eval, models, orders."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
@@ -17,6 +18,8 @@ from app.config import Settings, load_settings
 app = typer.Typer(help="ShopDesk: a local-first customer-service engine.", no_args_is_help=True)
 models_app = typer.Typer(help="Model files (set-up).", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+orders_app = typer.Typer(help="ShopDesk's own order system (sample data).", no_args_is_help=True)
+app.add_typer(orders_app, name="orders")
 console = Console(stderr=True)
 
 
@@ -182,6 +185,44 @@ def models_install(
     names = tuple(chat_models or CHAT_MODELS)
     for path in install_all(settings.model_cache_dir, names):
         console.print(f"ready: {path}")
+
+
+@orders_app.command("load")
+def orders_load(
+    path: Annotated[Path, typer.Argument(help="Orders as JSONL (see data/sample_shop/README.md).")],
+) -> None:
+    """Load orders and their customers into the database; loading again replaces them."""
+    from app.db.engine import database_url, make_engine, upgrade
+    from app.tools.seed import load_orders
+    from app.tools.sql_orders import SqlOrderRepository
+
+    _setup_logging()
+    settings = _settings()
+    engine = make_engine(database_url(settings.data_dir, settings.db.url))
+    try:
+        upgrade(engine)
+        count = load_orders(path, SqlOrderRepository(engine))
+    except (OSError, ValueError) as exc:  # a missing file, or a bad line: nothing written
+        console.print(f"[red]not loaded:[/red] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(1) from exc
+    finally:
+        engine.dispose()
+    print(f"loaded {count} orders from {path}")
+
+
+@app.command()
+def token(
+    customer_id: Annotated[str, typer.Argument(help="The customer the token signs in.")],
+    ttl: Annotated[int, typer.Option(help="Seconds the token stays valid.")] = 24 * 3600,
+) -> None:
+    """Sign a customer token for X-Customer-Token, as the shop's site would (for testing)."""
+    from app.tools.identity import issue_token
+
+    secret = _settings().tools.customer_token_secret
+    if secret is None or not secret.get_secret_value():
+        console.print("[red]no secret:[/red] set SHOPDESK_TOOLS__CUSTOMER_TOKEN_SECRET first")
+        raise typer.Exit(1)
+    print(issue_token(customer_id, secret.get_secret_value(), ttl_s=ttl))
 
 
 def main() -> None:

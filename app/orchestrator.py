@@ -26,6 +26,8 @@ class TurnRequest:
     session_id: str | None = None
     lang: Lang | None = None
     filters: Filters | None = None
+    customer_id: str | None = None
+    """Set only from a verified customer token."""
 
 
 @dataclass
@@ -62,6 +64,7 @@ class TurnReply:
     sentiment: dict[str, Any] | None = None
     handoff: dict[str, str] | None = None
     rewritten: str | None = None
+    actions: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -77,6 +80,7 @@ class TurnReply:
             "sentiment": self.sentiment,
             "handoff": self.handoff,
             "rewritten": self.rewritten,
+            "actions": self.actions,
         }
 
 

@@ -6,7 +6,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Header, Request
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -14,14 +14,15 @@ from app.api.deps import DialogueDep
 from app.api.errors import ApiError
 from app.api.schemas import ChatRequest, ChatResponse, ErrorBody
 from app.config import Settings
-from app.dialogue.service import SessionNotFound
+from app.dialogue.service import SessionNotFound, SessionOfAnotherCustomer
 from app.llm.base import LLMError
 from app.llm.gate import QueueFullError
 from app.orchestrator import TurnRequest
+from app.tools.identity import InvalidToken, verify_token
 
 router = APIRouter(prefix="/v1", tags=["chat"])
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody} for code in (404, 413, 422, 502, 503)
+    code: {"model": ErrorBody} for code in (401, 403, 404, 413, 422, 502, 503)
 }
 
 
@@ -33,34 +34,69 @@ def _settings(request: Request) -> Settings:
 SettingsDep = Annotated[Settings, Depends(_settings)]
 
 
-def _turn(body: ChatRequest, settings: Settings) -> TurnRequest:
+CustomerToken = Annotated[
+    str | None,
+    Header(
+        alias="X-Customer-Token",
+        description="Signed by the shop's site for a logged-in customer (see `shopdesk token`).",
+    ),
+]
+
+
+def _turn(body: ChatRequest, settings: Settings, token: str | None) -> TurnRequest:
     message = body.message.strip()
     if not message:
         raise ApiError(422, "empty_message", "message must not be empty")
     limit = settings.server.max_message_chars
     if len(message) > limit:
         raise ApiError(422, "message_too_long", f"message is longer than {limit} characters")
-    return TurnRequest(message, body.session_id, body.lang, body.filters)
+    return TurnRequest(
+        message, body.session_id, body.lang, body.filters, _customer(token, settings)
+    )
+
+
+def _customer(token: str | None, settings: Settings) -> str | None:
+    """The customer a valid token names; a token that does not verify is a 401."""
+    if token is None:
+        return None
+    secret = settings.tools.customer_token_secret
+    if secret is None:
+        raise ApiError(401, "invalid_customer_token", "customer tokens are not enabled here")
+    try:
+        return verify_token(token, secret.get_secret_value())
+    except InvalidToken as exc:
+        raise ApiError(401, "invalid_customer_token", f"customer token rejected: {exc}") from None
 
 
 @router.post("/chat", response_model=ChatResponse, responses=_ERRORS)
-async def chat(body: ChatRequest, chat: DialogueDep, settings: SettingsDep) -> dict[str, Any]:
+async def chat(
+    body: ChatRequest,
+    chat: DialogueDep,
+    settings: SettingsDep,
+    x_customer_token: CustomerToken = None,
+) -> dict[str, Any]:
     """One turn; the JSON reply holds the checked answer, its citations, intent, sentiment
-    and hand-off. No `session_id` starts a conversation; an unknown one is a 404."""
-    return await chat.reply(_turn(body, settings))
+    and hand-off, and `actions` for what a tool did. No `session_id` starts a conversation;
+    an unknown one is a 404, and one bound to another customer than the token's a 403."""
+    return await chat.reply(_turn(body, settings, x_customer_token))
 
 
 @router.post("/chat/stream", responses=_ERRORS)
 async def chat_stream(
-    body: ChatRequest, chat: DialogueDep, settings: SettingsDep
+    body: ChatRequest,
+    chat: DialogueDep,
+    settings: SettingsDep,
+    x_customer_token: CustomerToken = None,
 ) -> EventSourceResponse:
     """The same turn as server-sent events: meta, token…, done, then [DONE]."""
-    turn = _turn(body, settings)
+    turn = _turn(body, settings, x_customer_token)
     chat.gate.check()  # a 503 must come before the stream's 200 has been sent
     if body.session_id is not None:  # and so must a 404
         found = await run_in_threadpool(chat.store.get_conversation, body.session_id)
         if found is None:
             raise SessionNotFound(body.session_id)
+        if turn.customer_id is not None and found.customer_id not in (None, turn.customer_id):
+            raise SessionOfAnotherCustomer(body.session_id)
 
     async def events() -> AsyncIterator[dict[str, str]]:
         try:

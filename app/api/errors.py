@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.dialogue.service import SessionNotFound
+from app.dialogue.service import SessionNotFound, SessionOfAnotherCustomer
 from app.llm.base import LLMError
 from app.llm.gate import QueueFullError
 
@@ -64,6 +64,12 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(SessionNotFound)
     async def _no_session(_: Request, exc: SessionNotFound) -> JSONResponse:
         return error_response(404, "session_not_found", f"no conversation {exc}")
+
+    @app.exception_handler(SessionOfAnotherCustomer)
+    async def _not_yours(_: Request, exc: SessionOfAnotherCustomer) -> JSONResponse:
+        return error_response(
+            403, "session_forbidden", "this conversation belongs to another customer"
+        )
 
     @app.exception_handler(QueueFullError)
     async def _busy(_: Request, exc: QueueFullError) -> JSONResponse:

@@ -111,13 +111,17 @@ class ChatResponse(BaseModel):
     answer: str
     citations: list[CitationOut]
     grounded: bool
-    outcome: Literal["faq", "generated", "refused", "handoff", "queued", "greeting"]
+    outcome: Literal["faq", "generated", "refused", "handoff", "queued", "greeting", "tool"]
     lang: Literal["zh", "en"]
     timings_ms: dict[str, float]
     intent: IntentOut | None = None
     sentiment: SentimentOut | None = None
     handoff: HandoffOut | None = None
     rewritten: str | None = Field(None, description="The standalone question used, if rewritten.")
+    actions: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description='What a tool did: [{"type": "return_created", "return_id": …}, …].',
+    )
 
 
 class ErrorDetail(BaseModel):

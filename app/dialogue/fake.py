@@ -10,12 +10,15 @@ from app.embeddings import Vectors
 _RULES: list[tuple[Intent, re.Pattern[str]]] = [
     ("complaint", re.compile(r"complain|complaint|投诉|差评", re.IGNORECASE)),
     ("greeting", re.compile(r"^\s*(?:hi|hello|hey|thanks|thank you|你好|您好|谢谢)\b", re.I)),
-    ("order_status", re.compile(r"where is my order|track|物流|到哪", re.IGNORECASE)),
+    ("order_status", re.compile(r"where is my order|track|order status|物流|到哪|订单状态", re.I)),
+    ("return_refund", re.compile(r"\breturn|refund|退货|退款|退掉", re.IGNORECASE)),
+    ("recommendation", re.compile(r"recommend|suggest|推荐", re.IGNORECASE)),
 ]
 
 
 class KeywordIntentClassifier:
-    """human_agent, complaint, greeting, order_status by keyword; else a product question."""
+    """human_agent, complaint, greeting, order_status, return_refund, recommendation by
+    keyword; else a product question."""
 
     def predict(self, text: str, vector: Vectors | None = None) -> IntentResult:
         label: Intent = "product_question"

@@ -117,6 +117,7 @@ _ANGER_WORD = re.compile(
     r"|离谱|过分|忍无可忍|受够|气死|烦死|无语|开什么玩笑|搞什么|太恶劣",
     re.IGNORECASE,
 )
+_IDENTIFIERS = re.compile(r"\S+@\S+|https?://\S+|\b[A-Za-z]{1,4}-[\w-]*\d[\w-]*")
 _IMPATIENCE = re.compile(
     r"\b(?:how many times|still (?:no|not|haven't|hasn't|waiting)|nobody|no one|forever"
     r"|(?:third|fourth|fifth|nth) time|taking (?:so long|forever)|asked .{0,20}times"
@@ -234,6 +235,7 @@ def analyse_sentiment(
     `lang` decides how a repeat is measured (characters for Chinese, words for
     English); both lexicons always run, because shoppers mix languages.
     """
+    text = _IDENTIFIERS.sub(" ", text)  # "nobody@example.org" is an address, not a cue
     raw = _english_score(text) + _chinese_score(text)
     if _QUESTION_END.search(text) and raw > 0:
         raw *= 0.3  # "any good headphones?" asks, it does not praise

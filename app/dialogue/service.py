@@ -11,11 +11,12 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
+from app.db.records import ConversationRecord
 from app.db.repository import ConversationStore, MessageRecord, TicketRecord
 from app.dialogue import policy
 from app.dialogue.analyse import Analyser, Analysis
@@ -25,6 +26,8 @@ from app.orchestrator import AnsweredTurn, ChatService, TurnEvent, TurnReply, Tu
 from app.prompts import PromptLibrary
 from app.rag.rewrite import Rewriter, Turn
 from app.text import detect_lang, words
+from app.tools.base import ToolContext, ToolReply, ToolState
+from app.tools.router import ShopTools
 
 GREETING_MAX_WORDS = 6
 """Longer messages classified as greetings ("hi, can I return shoes?") still get answered."""
@@ -32,6 +35,10 @@ GREETING_MAX_WORDS = 6
 
 class SessionNotFound(LookupError):
     """A `session_id` this shop never issued (or one that was deleted)."""
+
+
+class SessionOfAnotherCustomer(PermissionError):
+    """A customer token for someone other than the customer this session belongs to."""
 
 
 class DialogueService:
@@ -44,6 +51,7 @@ class DialogueService:
         prompts: PromptLibrary,
         probe: Callable[[str], float | None],
         history_turns: int,
+        tools: ShopTools | None = None,
     ) -> None:
         self._chat = chat
         self._store = store
@@ -52,6 +60,7 @@ class DialogueService:
         self._prompts = prompts
         self._probe = probe
         self._history_turns = history_turns
+        self._tools = tools
 
     @property
     def gate(self) -> GenerationGate:
@@ -71,7 +80,8 @@ class DialogueService:
     async def events(self, request: TurnRequest) -> AsyncIterator[TurnEvent]:
         started = time.perf_counter()
         lang: Lang = request.lang or detect_lang(request.message)
-        conversation_id, status = await run_in_threadpool(self._conversation, request, lang)
+        conversation = await run_in_threadpool(self._conversation, request, lang)
+        conversation_id, status = conversation.id, conversation.status
         message_id = uuid.uuid4().hex
         yield TurnEvent("meta", {"session_id": conversation_id, "message_id": message_id})
         history = await run_in_threadpool(self._store.history, conversation_id, self._history_turns)
@@ -89,9 +99,12 @@ class DialogueService:
         t0 = time.perf_counter()
         turns = [Turn("user" if m.role == "user" else "assistant", m.text, m.rewritten)
                  for m in history if m.role in ("user", "assistant")]  # fmt: skip
-        standalone = await run_in_threadpool(
-            self._rewriter.rewrite, request.message, lang, turns, self._probe
-        )
+        tool_state = ToolState.load(conversation.tool_state)
+        standalone = None
+        if tool_state.pending is None:  # an answer to the bot's own question needs no rewrite
+            standalone = await run_in_threadpool(
+                self._rewriter.rewrite, request.message, lang, turns, self._probe
+            )
         turn.timings_ms["rewrite_ms"] = (time.perf_counter() - t0) * 1000
         turn.rewritten = standalone
 
@@ -104,8 +117,10 @@ class DialogueService:
             policy.Signals(
                 intent=analysis.intent.label,
                 sentiment=analysis.sentiment,
+                # Sending details again because the bot asked for them is not being stuck.
                 repeats_earlier_question=analysis.repeats_earlier_question
-                and analysis.intent.label != "greeting",
+                and analysis.intent.label != "greeting"
+                and tool_state.pending is None,
                 asks_for_person=policy.asks_for_person(request.message, analysis.intent.label),
             )
         )
@@ -127,6 +142,25 @@ class DialogueService:
             yield TurnEvent("token", {"text": text})
             yield TurnEvent("done", await self._finish(turn, text, "greeting"))
             return
+
+        if self._tools is not None:
+            ctx = ToolContext(
+                request.message,
+                lang,
+                analysis.intent.label,
+                conversation.customer_id,
+                tool_state,
+                self._tools.today(),
+            )
+            t0 = time.perf_counter()
+            done = await run_in_threadpool(self._tools.handle, ctx)
+            await run_in_threadpool(self._store.set_tool_state, conversation_id, ctx.state.dump())
+            if done is not None:
+                turn.timings_ms["tool_ms"] = (time.perf_counter() - t0) * 1000
+                await run_in_threadpool(self._tool_turn, turn, done, analysis, standalone)
+                yield TurnEvent("token", {"text": done.text})
+                yield TurnEvent("done", await self._finish(turn, done.text, "tool"))
+                return
 
         await run_in_threadpool(turn.save_user, self._store, analysis, standalone)
 
@@ -153,7 +187,7 @@ class DialogueService:
             return
         yield TurnEvent("done", await self._finish(turn, prefix + result.answer, result.outcome))
 
-    def _conversation(self, request: TurnRequest, lang: Lang) -> tuple[str, str]:
+    def _conversation(self, request: TurnRequest, lang: Lang) -> ConversationRecord:
         if request.session_id is None:
             record = self._store.create_conversation(lang)
         else:
@@ -161,7 +195,23 @@ class DialogueService:
             if found is None:
                 raise SessionNotFound(request.session_id)
             record = found
-        return record.id, record.status
+        if request.customer_id is not None:
+            if record.customer_id not in (None, request.customer_id):
+                raise SessionOfAnotherCustomer(record.id)
+            if record.customer_id is None:
+                self._store.set_customer(record.id, request.customer_id)
+                record = replace(record, customer_id=request.customer_id)
+        return record
+
+    def _tool_turn(
+        self, turn: _Turn, done: ToolReply, analysis: Analysis, standalone: str | None
+    ) -> None:
+        turn.save_user(self._store, analysis, standalone)
+        if done.verified_customer is not None:
+            self._store.set_customer(turn.conversation_id, done.verified_customer)
+        turn.citations = [asdict(c) for c in done.citations]
+        turn.actions = done.actions
+        turn.grounded = True  # every fact in a tool reply comes from the tool
 
     async def _finish(
         self, turn: _Turn, text: str, outcome: str, *, ticket: TicketRecord | None = None
@@ -188,6 +238,7 @@ class _Turn:
         self.grounded = False
         self.refusal_reason: str | None = None
         self.timings_ms: dict[str, float] = {}
+        self.actions: list[dict[str, Any]] = []
 
     def save_user(
         self, store: ConversationStore, analysis: Analysis | None, rewritten: str | None
@@ -215,6 +266,7 @@ class _Turn:
             outcome=outcome,
             refusal_reason=self.refusal_reason,
             citations=self.citations,
+            actions=self.actions,
             timings=self.timings_ms,
             response_ms=self.timings_ms.get("total_ms"),
         )
@@ -243,4 +295,5 @@ class _Turn:
             },
             handoff=None if ticket is None else {"ticket_id": ticket.id, "reason": ticket.reason},
             rewritten=self.rewritten,
+            actions=self.actions,
         )
