@@ -18,7 +18,7 @@ export SHOPDESK_DATA_DIR ?= $(CURDIR)/var/shop
 export SHOPDESK_TOOLS__TODAY ?= 2026-10-16
 
 .PHONY: setup models ingest-sample run test test-unit lint format eval eval-smoke eval-shared \
-	eval-dialogue eval-followups clean
+	eval-dialogue eval-followups eval-routing eval-leakage clean
 
 setup: $(STAMP) models
 
@@ -85,6 +85,14 @@ eval-dialogue: setup
 
 eval-followups: setup
 	$(BIN)/python -m eval.followups --data-dir var/eval/sample --out var/eval-runs/followups
+
+# Tool routing accuracy per language and route (+ Bitext order/refund intents when
+# ../shared/data is there); cross-customer leakage attempts against the sample shop.
+eval-routing: setup
+	$(BIN)/python -m eval.routing --out var/eval-runs/routing
+
+eval-leakage: ingest-sample
+	$(BIN)/python -m eval.leakage --out var/eval-runs/leakage
 
 clean:
 	rm -rf var/shop var/eval var/eval-* .pytest_cache .mypy_cache .ruff_cache

@@ -27,9 +27,9 @@ ROUTES: tuple[Route, ...] = ("orders", "returns", "catalog", "rag")
 
 _RETURN_REQUEST = re.compile(
     r"\b(i|i'd|i'm|we)\b[^.?!]{0,25}\b(want|would like|need|like|wanna|going|trying|wish)\b"
-    r"[^.?!]{0,15}\b(return|refund|send\b[^.?!]{0,12}\bback)"
+    r"[^.?!]{0,15}\b(return|refund|send\b[^.?!]{0,12}\bback|\w+ (my )?money back)"
     r"|\b(start|open|begin|make|create|file|request)\b[^.?!]{0,10}\b(a |my )?(return|refund)"
-    r"|\b(return|refund)\b[^.?!]{0,6}\b(my|this|these|it|them)\b"
+    r"|\b(return|refund)\b[^.?!]{0,6}\b(my|this|these)\b"
     r"|\bcan i (return|get a refund)\b[^.?!]{0,30}\b(my|i (bought|ordered|got))\b"
     r"|我要退|我想退|想退掉|帮我退|给我退|申请退|办理退|退掉|我(买|购买|收到)的[^。？！?!]{0,15}(退|换)"
     r"|我的[^。？！?!]{0,12}(能|可以|怎么)?退"
@@ -49,6 +49,12 @@ _HOW_TO = re.compile(
     r"怎么|怎样|如何|怎么样才能)",
     re.IGNORECASE,
 )
+# "When will *my* order arrive?" is about an order; "how long does shipping take?" is not.
+_MY_ORDER = re.compile(
+    r"\bmy (order|package|parcel|delivery|shipment|purchase)s?\b|"
+    r"我的(订单|包裹|快递|物流|货)|我(买|下单)的",
+    re.IGNORECASE,
+)
 _TASK_ROUTE: dict[Task, Route] = {"order_status": "orders", "return": "returns"}
 
 
@@ -64,7 +70,9 @@ def decide(message: str, intent: str, state: ToolState, order_id_pattern: str) -
             return "returns"
         if not claims.empty:
             return _TASK_ROUTE[state.task]
-    if intent == "order_status":
+    if intent == "order_status" and _RETURN_REQUEST.search(message):
+        return "returns"
+    if intent == "order_status" or (intent == "shipping" and _MY_ORDER.search(message)):
         return "rag" if _HOW_TO.search(message) and not claims.order_id else "orders"
     if intent == "return_refund":
         return "returns" if claims.order_id or _RETURN_REQUEST.search(message) else "rag"

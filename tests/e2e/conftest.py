@@ -19,6 +19,8 @@ import pytest
 from tests.conftest import MODEL_CACHE, ROOT
 
 ADMIN_KEY = "e2e-admin-key-0123456789abcdef"
+TOKEN_SECRET = "e2e-customer-token-secret"
+SAMPLE_ORDERS = ROOT / "data" / "sample_shop" / "orders.jsonl"
 
 
 SAMPLE_KB = ROOT / "data" / "sample_shop" / "kb"
@@ -33,6 +35,8 @@ def env(data_dir: Path) -> dict[str, str]:
         "HF_HUB_OFFLINE": "1",
         "PYTHONUNBUFFERED": "1",
         "SHOPDESK_ADMIN_API_KEY": ADMIN_KEY,
+        "SHOPDESK_TOOLS__CUSTOMER_TOKEN_SECRET": TOKEN_SECRET,
+        "SHOPDESK_TOOLS__TODAY": "2026-10-16",  # the day the sample orders are written for
     }
 
 
@@ -73,6 +77,15 @@ def first_ingest(kb_copy: Path, data_dir: Path) -> subprocess.CompletedProcess[s
 
 @pytest.fixture(scope="session")
 def server(first_ingest: subprocess.CompletedProcess[str], data_dir: Path) -> Iterator[str]:
+    loaded = subprocess.run(
+        [*SHOPDESK, "orders", "load", str(SAMPLE_ORDERS)],
+        env=env(data_dir),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert loaded.returncode == 0, loaded.stdout + loaded.stderr
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
