@@ -1,6 +1,7 @@
 """Measures the tool router: does a first message go to orders, returns, catalogue or RAG?
 
-    python -m eval.routing [--rows data/dialogue/routing.jsonl] [--heldout data/dialogue/routing_heldout.jsonl]
+    python -m eval.routing [--rows data/dialogue/routing.jsonl]
+        [--heldout data/dialogue/routing_heldout.jsonl]
         [--bitext ../shared/data/golden/golden_dev.jsonl] [--out var/eval-runs/routing]
 
 Each message is classified by the same intent model the server uses (trained on
@@ -29,9 +30,8 @@ from app.tools.router import ROUTES, decide
 BITEXT_ROUTES = {
     "track_order": "orders",
     "get_refund": "returns",
-    **{
-        intent: "rag"
-        for intent in (
+    **dict.fromkeys(
+        (
             "check_refund_policy",
             "check_cancellation_fee",
             "check_payment_methods",
@@ -47,8 +47,9 @@ BITEXT_ROUTES = {
             "set_up_shipping_address",
             "payment_issue",
             "review",
-        )
-    },
+        ),
+        "rag",
+    ),
 }
 
 
