@@ -134,6 +134,7 @@ class DialogueService:
 
         if (
             analysis.intent.label == "greeting"
+            and tool_state.pending is None  # "yes please" answers the bot's question
             and standalone is None
             and len(words(request.message, keep_stopwords=True)) <= GREETING_MAX_WORDS
         ):

@@ -31,6 +31,10 @@ _YES = re.compile(
     r"确认|确定|好|好的|可以|行|嗯|麻烦了|申请吧)\b|^\s*(是|对|确认|确定|好|可以|行|嗯)",
     re.IGNORECASE,
 )
+_COURTESY = re.compile(
+    r"^\s*(thanks|thank you|great|perfect|cool|hi|hello|谢谢|谢啦|太好了|您好|你好)[\s,，.。!！]*",
+    re.IGNORECASE,
+)
 _NO = re.compile(
     r"^\s*(no|nope|n|cancel|don't|do not|never mind|not now|不|不用|不要|取消|算了|先不)",
     re.IGNORECASE,
@@ -46,7 +50,8 @@ _POLICY_QUERY: dict[str, dict[Lang, str]] = {
 
 
 def answer_to_confirmation(message: str) -> bool | None:
-    """True for "yes", False for "no", None for anything else."""
+    """True for "yes", False for "no", None for anything else ("thanks, yes" is a yes)."""
+    message = _COURTESY.sub("", message)
     if _NO.search(message):
         return False
     if _YES.search(message):

@@ -271,3 +271,10 @@ def test_the_leakage_check_catches_a_leak() -> None:
     assert leakage.check(attempt, told, neutral)
     assert leakage.check(attempt, neutral, neutral) == []
     assert leakage.check(attempt, [{"answer": "Found it.", "actions": []}], neutral)
+
+
+def test_a_polite_yes_confirms_even_when_it_reads_as_small_talk(client: TestClient) -> None:
+    offer = _say(client, "I want to return order LL-2026-100001", customer="C001")
+    assert _actions(offer) == ["return_offered"]
+    done = _say(client, "Thanks, yes please", offer["session_id"], customer="C001")
+    assert _actions(done) == ["return_created"]
