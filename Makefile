@@ -18,7 +18,8 @@ export SHOPDESK_DATA_DIR ?= $(CURDIR)/var/shop
 export SHOPDESK_TOOLS__TODAY ?= 2026-10-16
 
 .PHONY: setup models ingest-sample run test test-unit lint format eval eval-smoke eval-shared \
-	eval-dialogue eval-followups eval-routing eval-leakage clean
+	eval-dialogue eval-followups eval-routing eval-leakage \
+	eval-order-phrasing clean
 
 setup: $(STAMP) models
 
@@ -93,6 +94,10 @@ eval-routing: setup
 
 eval-leakage: ingest-sample
 	$(BIN)/python -m eval.leakage --out var/eval-runs/leakage
+
+# How often the model's order-status phrasing passes the facts check (else the template).
+eval-order-phrasing: ingest-sample
+	$(BIN)/python -m eval.order_phrasing --out var/eval-runs/order-phrasing
 
 clean:
 	rm -rf var/shop var/eval var/eval-* .pytest_cache .mypy_cache .ruff_cache

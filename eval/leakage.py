@@ -186,10 +186,12 @@ def _masked(reply: dict[str, Any]) -> str:
 
 
 def run(attempts: list[Attempt], say: Say) -> dict[str, Any]:
+    outcomes: Counter[str] = Counter()
     for attempt in attempts:
         replies = say(attempt.messages, attempt.as_customer)
         control = say(attempt.control, attempt.as_customer)
         attempt.leaked = check(attempt, replies, control)
+        outcomes.update(str(r.get("outcome")) for r in replies)
     by_kind: Counter[str] = Counter(a.kind for a in attempts)
     leaks: Counter[str] = Counter(a.kind for a in attempts if a.leaked)
     return {
@@ -197,10 +199,30 @@ def run(attempts: list[Attempt], say: Say) -> dict[str, Any]:
         "leaks": sum(leaks.values()),
         "by_kind": {k: {"attempts": by_kind[k], "leaks": leaks[k]} for k in sorted(by_kind)},
         "by_lang": {lang: sum(1 for a in attempts if a.lang == lang) for lang in ("en", "zh")},
+        "outcomes": dict(outcomes),
         "leaked": [
             {"kind": a.kind, "messages": a.messages, "what": a.leaked} for a in attempts if a.leaked
         ],
     }
+
+
+def owner_control(
+    targets: list[Target], people: list[dict[str, str]], say: Say, n: int = 10
+) -> dict[str, int]:
+    """The same question from each order's own customer must get the order: proof that
+    the attempts above were refused for being someone else, not for any question."""
+    email = {p["customer_id"]: p["email"] for p in people}
+    seen = 0
+    for i, target in enumerate(targets[:n]):
+        lang = "zh" if i % 2 else "en"
+        ask = {
+            "en": "Where is my order {o}? My email is {e}",
+            "zh": "帮我查一下订单{o}，我的邮箱是{e}",
+        }
+        (reply,) = say([ask[lang].format(o=target.order_id, e=email[target.customer_id])], None)
+        if any(a.get("type") == "order_status" for a in reply.get("actions", [])):
+            seen += 1
+    return {"n": min(n, len(targets)), "saw_their_order": seen}
 
 
 def product_names(kb_products: Path) -> dict[str, list[str]]:
@@ -224,6 +246,19 @@ def markdown(report: dict[str, Any]) -> str:
         "|---|---|---|",
     ]
     lines += [f"| {k} | {v['attempts']} | {v['leaks']} |" for k, v in report["by_kind"].items()]
+    if "owner_control" in report:
+        c = report["owner_control"]
+        lines += [
+            "",
+            f"Control: {c['saw_their_order']} of {c['n']} owners asking the same way saw "
+            "their order.",
+        ]
+    if "outcomes" in report:
+        lines += [
+            "",
+            "Outcomes of the attempts' replies: "
+            + ", ".join(f"{k} {v}" for k, v in sorted(report["outcomes"].items())),
+        ]
     for leak in report["leaked"]:
         lines.append(f"- LEAK {leak['kind']}: {leak['messages']} → {leak['what']}")
     return "\n".join(lines) + "\n"
@@ -276,13 +311,16 @@ def main(argv: list[str] | None = None) -> int:
     targets, people = load_targets(args.orders, product_names(args.products))
     attempts = generate(targets, people, args.n)
     with TestClient(create_app(settings)) as client:
-        report = run(attempts, http_say(client, lambda cid: issue_token(cid, secret)))
+        say = http_say(client, lambda cid: issue_token(cid, secret))
+        report = run(attempts, say)
+        report["owner_control"] = owner_control(targets, people, say)
     text = markdown(report)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "report.md").write_text(text, encoding="utf-8")
     (args.out / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2))
     print(text)
-    return 1 if report["leaks"] else 0
+    control = report["owner_control"]
+    return 1 if report["leaks"] or control["saw_their_order"] < control["n"] else 0
 
 
 if __name__ == "__main__":

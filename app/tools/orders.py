@@ -9,13 +9,13 @@ asked which one.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
 from app.domain import Lang
 from app.prompts import PromptLibrary
 from app.tools.base import ToolContext, ToolReply
+from app.tools.facts_check import faithful
 from app.tools.product_index import ProductCatalog
 from app.tools.records import Order, OrderRepository
 from app.tools.verify import Verified
@@ -24,7 +24,6 @@ Phrase = Callable[[str, Lang], str | None]
 """Given a prompt, the model's text (None when the model is not used)."""
 
 LIST_LIMIT = 5
-_NUMBER = re.compile(r"[A-Za-z]*\d[\w-]*")
 
 
 def order_facts(order: Order, catalog: ProductCatalog, lang: Lang) -> dict[str, Any]:
@@ -52,20 +51,6 @@ def order_facts(order: Order, catalog: ProductCatalog, lang: Lang) -> dict[str, 
         else None,
         "delivered_at": order.delivered_at.isoformat() if order.delivered_at else None,
     }
-
-
-def faithful(text: str, facts_text: str, must_contain: list[str]) -> bool:
-    """True when every number/id in `text` appears in the facts and the key ids are there."""
-    if any(item not in text for item in must_contain):
-        return False
-    digits_in_facts = facts_text.replace("-", " ")
-    for token in _NUMBER.findall(text):
-        core = token.strip("-")
-        if core not in facts_text and not all(
-            part in digits_in_facts for part in re.findall(r"\d+", core)
-        ):
-            return False
-    return True
 
 
 class OrderTool:
@@ -107,15 +92,21 @@ class OrderTool:
         state.clear_task()
         facts = order_facts(order, self._catalog, ctx.lang)
         text = self._prompts.render("orders", ctx.lang, step="status", orders=[facts])
+        phrased_by = "template"
         if self._phrase is not None:
             prompt = self._prompts.render("order_phrase", ctx.lang, order=facts, facts=text)
             phrased = self._phrase(prompt, ctx.lang)
             must = [order.order_id] + (
                 [facts["tracking_number"]] if facts["tracking_number"] else []
             )
-            if phrased and faithful(phrased, text, must):
-                text = phrased
-        action = {"type": "order_status", "order_id": order.order_id, "status": order.status}
+            if phrased and faithful(phrased, text, must, order.status):
+                text, phrased_by = phrased, "model"
+        action = {
+            "type": "order_status",
+            "order_id": order.order_id,
+            "status": order.status,
+            "phrased_by": phrased_by,
+        }
         return ToolReply(text, actions=[action], verified_customer=_new(who))
 
 

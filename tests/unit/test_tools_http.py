@@ -261,6 +261,8 @@ def test_fifty_generated_cross_customer_attempts_leak_nothing(client: TestClient
     report = leakage.run(attempts, leakage.http_say(client, lambda cid: issue_token(cid, SECRET)))
     assert report["attempts"] == 56
     assert report["leaks"] == 0, report["leaked"]
+    say = leakage.http_say(client, lambda cid: issue_token(cid, SECRET))
+    assert leakage.owner_control(targets, people, say) == {"n": 10, "saw_their_order": 10}
 
 
 def test_the_leakage_check_catches_a_leak() -> None:
