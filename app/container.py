@@ -214,6 +214,7 @@ def build_tools(container: Container, engine: Engine) -> ShopTools:
         OrderTool(repo, catalog, prompts, phrase),
         ReturnTool(repo, catalog, prompts, policy, cite),
         CatalogTool(repo, catalog, prompts, t.complements, t.max_suggestions),
+        catalog,
         t.order_id_pattern,
         lambda: t.today or date.today(),
     )

@@ -14,7 +14,7 @@ from app.api.deps import DialogueDep
 from app.api.errors import ApiError
 from app.api.schemas import ChatRequest, ChatResponse, ErrorBody
 from app.config import Settings
-from app.dialogue.service import SessionNotFound, SessionOfAnotherCustomer
+from app.dialogue.service import SessionNotFound, check_owner
 from app.llm.base import LLMError
 from app.llm.gate import QueueFullError
 from app.orchestrator import TurnRequest
@@ -95,8 +95,7 @@ async def chat_stream(
         found = await run_in_threadpool(chat.store.get_conversation, body.session_id)
         if found is None:
             raise SessionNotFound(body.session_id)
-        if turn.customer_id is not None and found.customer_id not in (None, turn.customer_id):
-            raise SessionOfAnotherCustomer(body.session_id)
+        check_owner(found, turn.customer_id)
 
     async def events() -> AsyncIterator[dict[str, str]]:
         try:

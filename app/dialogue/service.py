@@ -41,6 +41,12 @@ class SessionOfAnotherCustomer(PermissionError):
     """A customer token for someone other than the customer this session belongs to."""
 
 
+def check_owner(record: ConversationRecord, customer_id: str | None) -> None:
+    """SessionOfAnotherCustomer when a signed-in customer takes up someone else's session."""
+    if customer_id is not None and record.customer_id not in (None, customer_id):
+        raise SessionOfAnotherCustomer(record.id)
+
+
 class DialogueService:
     def __init__(
         self,
@@ -155,7 +161,10 @@ class DialogueService:
             )
             t0 = time.perf_counter()
             done = await run_in_threadpool(self._tools.handle, ctx)
-            await run_in_threadpool(self._store.set_tool_state, conversation_id, ctx.state.dump())
+            if ctx.state.dump() != conversation.tool_state:  # most turns change nothing
+                await run_in_threadpool(
+                    self._store.set_tool_state, conversation_id, ctx.state.dump()
+                )
             if done is not None:
                 turn.timings_ms["tool_ms"] = (time.perf_counter() - t0) * 1000
                 await run_in_threadpool(self._tool_turn, turn, done, analysis, standalone)
@@ -197,8 +206,7 @@ class DialogueService:
                 raise SessionNotFound(request.session_id)
             record = found
         if request.customer_id is not None:
-            if record.customer_id not in (None, request.customer_id):
-                raise SessionOfAnotherCustomer(record.id)
+            check_owner(record, request.customer_id)
             if record.customer_id is None:
                 self._store.set_customer(record.id, request.customer_id)
                 record = replace(record, customer_id=request.customer_id)

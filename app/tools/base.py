@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import date
 from typing import Any, Literal
 
@@ -18,8 +18,8 @@ class ToolState:
 
     `task` is what the customer asked for; `pending` what the bot is waiting for;
     `order_id`, `email`, `phone` what the customer has claimed so far (not yet
-    verified); `failures` how many
-    verifications failed; `return_skus` the lines a confirmed return will cover.
+    verified); `failures` how many verifications failed; `return_skus` the lines a
+    confirmed return will cover.
     """
 
     task: Task | None = None
@@ -32,27 +32,12 @@ class ToolState:
 
     @classmethod
     def load(cls, raw: dict[str, Any] | None) -> ToolState:
-        raw = raw or {}
-        return cls(
-            task=raw.get("task"),
-            pending=raw.get("pending"),
-            order_id=raw.get("order_id"),
-            email=raw.get("email"),
-            phone=raw.get("phone"),
-            failures=int(raw.get("failures", 0)),
-            return_skus=list(raw.get("return_skus", [])),
-        )
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in (raw or {}).items() if k in known})
 
-    def dump(self) -> dict[str, Any]:
-        return {
-            "task": self.task,
-            "pending": self.pending,
-            "order_id": self.order_id,
-            "email": self.email,
-            "phone": self.phone,
-            "failures": self.failures,
-            "return_skus": self.return_skus,
-        }
+    def dump(self) -> dict[str, Any] | None:
+        """What to keep on the conversation; None when there is nothing to keep."""
+        return None if self == ToolState() else asdict(self)
 
     def clear_task(self) -> None:
         """Forget the request in progress; failed verifications are kept."""

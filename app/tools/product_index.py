@@ -59,9 +59,9 @@ class Suggestion:
 class ProductCatalog:
     """Products by (sku, lang), read from the vector store.
 
-    Read again whenever the store's chunk count changed (an ingest added or pruned
-    documents, possibly from the CLI in another process); `refresh()` forces it, for an
-    ingest that only changed a product's stock or price.
+    `sync()` (once per tool turn) reads them again when the store's chunk count changed:
+    an ingest added or pruned documents, possibly from the CLI in another process.
+    `refresh()` forces it, for an ingest that only changed a product's stock or price.
     """
 
     def __init__(
@@ -75,10 +75,9 @@ class ProductCatalog:
         self._seen = -1
         self.refresh()
 
-    def _current(self) -> dict[tuple[str, str], Product]:
+    def sync(self) -> None:
         if self._store.count() != self._seen:
             self.refresh()
-        return self._products
 
     def refresh(self) -> None:
         products: dict[tuple[str, str], Product] = {}
@@ -91,14 +90,14 @@ class ProductCatalog:
             self._products, self._seen = products, seen
 
     def get(self, sku: str, lang: Lang) -> Product | None:
-        products = self._current()
+        products = self._products
         found = products.get((sku, lang))
         if found is None:  # a product described in the other language only
             found = next((p for (s, _), p in products.items() if s == sku), None)
         return found
 
     def categories(self) -> set[str]:
-        return {p.category for p in self._current().values() if p.category}
+        return {p.category for p in self._products.values() if p.category}
 
     def search(
         self, query: CatalogQuery, lang: Lang, *, exclude: Iterable[str] = (), limit: int = 3
@@ -171,7 +170,7 @@ class ProductCatalog:
 
     def _all(self, lang: Lang) -> list[Product]:
         return sorted(
-            (p for (_, language), p in self._current().items() if language == lang),
+            (p for (_, language), p in self._products.items() if language == lang),
             key=lambda p: p.sku,
         )
 
@@ -180,7 +179,7 @@ class ProductCatalog:
         retrieval = self._retriever.retrieve(
             text, {"kind": "product", "lang": lang}, k=self._candidates
         )
-        products = self._current()
+        products = self._products
         order: list[Product] = []
         seen: set[str] = set()
         for passage in retrieval.passages:

@@ -19,6 +19,7 @@ from app.tools.base import Task, ToolContext, ToolReply, ToolState
 from app.tools.catalog import CatalogTool
 from app.tools.identity import extract_claims
 from app.tools.orders import OrderTool
+from app.tools.product_index import ProductCatalog
 from app.tools.returns import ReturnTool, answer_to_confirmation
 from app.tools.verify import Verifier
 
@@ -97,10 +98,12 @@ class ShopTools:
         orders: OrderTool,
         returns: ReturnTool,
         catalog: CatalogTool,
+        products: ProductCatalog,
         order_id_pattern: str,
         today: Callable[[], date],
     ) -> None:
         self._verifier = verifier
+        self._products = products
         self._orders = orders
         self._returns = returns
         self._catalog = catalog
@@ -119,6 +122,7 @@ class ShopTools:
             if ctx.state.pending is not None:  # the customer moved on
                 ctx.state.clear_task()
             return None
+        self._products.sync()  # one look at the store per tool turn, not per product
         if route == "catalog":
             return self._catalog.handle(ctx)
         task: Task = "order_status" if route == "orders" else "return"

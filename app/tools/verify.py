@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from app.prompts import PromptLibrary
 from app.tools.base import ToolContext, ToolReply
-from app.tools.identity import contact_matches, extract_claims
+from app.tools.identity import Claims, contact_matches, extract_claims
 from app.tools.records import OrderRepository
 
 
@@ -64,7 +64,7 @@ class Verifier:
 
         order = self._repo.get_order(state.order_id)
         customer = self._repo.get_customer(order.customer_id) if order is not None else None
-        claimed = type(claims)(order_id=state.order_id, email=state.email, phone=state.phone)
+        claimed = Claims(order_id=state.order_id, email=state.email, phone=state.phone)
         if order is not None and customer is not None and contact_matches(customer, claimed):
             state.pending, state.email, state.phone = None, None, None
             return Verified(customer.customer_id, order.order_id, just_now=True)
