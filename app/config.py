@@ -34,6 +34,9 @@ class LLMSettings(BaseModel):
     )
     n_threads: int | None = Field(None, ge=1, description="CPU threads; None = all cores.")
     n_batch: int = Field(256, ge=8, description="Prompt-processing batch size.")
+    prefix_cache_slots: int = Field(
+        4, ge=0, le=64, description="Fixed prompt prefixes whose KV cache is kept; 0 = off."
+    )
     max_tokens: int = Field(256, ge=1, le=4096, description="Most tokens one answer may generate.")
     temperature: float = Field(0.1, ge=0.0, le=2.0, description="Sampling temperature.")
     seed: int = Field(
@@ -59,6 +62,12 @@ class EmbeddingSettings(BaseModel):
     batch_size: int = Field(16, ge=1, le=1024, description="Texts per encode call.")
     device: str = Field("cpu", description="torch device for the embedder.")
     max_seq_length: int = Field(512, ge=32, description="Truncate inputs to this many tokens.")
+    dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto",
+        description="Weights' precision; auto = bfloat16 on a CPU that computes it natively "
+        "(about twice as fast, cosines within 0.003 of float32), else float32.",
+    )
+    query_cache: int = Field(2048, ge=0, description="Recent query vectors kept; 0 = off.")
 
 
 class StoreSettings(BaseModel):
@@ -109,6 +118,12 @@ class RetrievalSettings(BaseModel):
 class AnswerSettings(BaseModel):
     context_tokens: int = Field(
         1500, ge=128, description="Token budget for passages in the prompt (model tokenizer)."
+    )
+    pack_margin: float = Field(
+        0.10,
+        ge=0.0,
+        description="Only passages whose fused score is within this of the best are packed "
+        "(a shorter prompt: measured in README § Performance).",
     )
     min_support: float = Field(
         0.30, ge=0.0, le=1.0, description="Share of a sentence's words a cited passage must hold."

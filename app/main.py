@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.api import admin, agent, chat, conversations, errors, health, search
 from app.config import Settings, load_settings
-from app.container import build_container, build_dialogue
+from app.container import build_container, build_dialogue, warm_up
 from app.llm.base import LLM
 
 logger = logging.getLogger(__name__)
@@ -24,6 +24,7 @@ def create_app(settings: Settings | None = None, *, llm: LLM | None = None) -> F
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         container = await run_in_threadpool(lambda: build_container(settings, llm=llm))
+        await run_in_threadpool(warm_up, container)
         app.state.container = container
         gate = container.gate()
         app.state.dialogue = await run_in_threadpool(build_dialogue, container, gate)

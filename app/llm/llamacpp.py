@@ -5,20 +5,34 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
 from app.config import LLMSettings
 from app.llm.base import ChatMessage, LLMError
+from app.llm.prefix_cache import PrefixCache, Reuse
 
 logger = logging.getLogger(__name__)
+
+
+_SPLIT = "\u2063SHOPDESK-PREFIX-END\u2063"
+
+
+@dataclass
+class GenerationStats:
+    """How the last completion's fixed prefix was served, and its length in tokens."""
+
+    prefix: Reuse = "none"
+    cached_tokens: int = 0
 
 
 class LlamaCppLLM:
     """Wraps `llama_cpp.Llama`. The chat template comes from the GGUF's own metadata.
 
-    llama.cpp keeps the KV cache of the previous prompt and re-evaluates only
-    what differs, so a fixed system prompt at the start is processed once.
+    A prompt's fixed prefix (everything before the last user message's text:
+    the system prompt and the turn header) is kept in a `PrefixCache`, so a
+    request processes only its passages and question.
     """
 
     def __init__(self, model_path: Path, settings: LLMSettings) -> None:
@@ -35,6 +49,9 @@ class LlamaCppLLM:
         )
         self._name = model_path.name
         self._lock = threading.Lock()
+        self._prefixes = PrefixCache(self._llm, settings.prefix_cache_slots)
+        self._template = _template(self._llm)
+        self.last = GenerationStats()
         logger.info(
             "chat model %s loaded (n_ctx=%d, n_gpu_layers=%d, template=%s)",
             self._name,
@@ -51,8 +68,36 @@ class LlamaCppLLM:
     def context_window(self) -> int:
         return int(self._llm.n_ctx())
 
+    @property
+    def llama(self) -> Any:
+        """The bare `llama_cpp.Llama` (the benchmark compares against it)."""
+        return self._llm
+
+    @property
+    def lock(self) -> threading.Lock:
+        return self._lock
+
     def count_tokens(self, text: str) -> int:
         return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def prefix_tokens(self, messages: Sequence[ChatMessage]) -> list[int]:
+        """Tokens of the rendered prompt up to the last user message's text ([] if unknown).
+
+        Rendered with the GGUF's template and tokenised the way llama.cpp
+        tokenises the whole prompt, so they are a true prefix of it.
+        """
+        if self._template is None or not messages or messages[-1].role != "user":
+            return []
+        head = [{"role": m.role, "content": m.content} for m in messages[:-1]]
+        rendered = self._template(messages=[*head, {"role": "user", "content": _SPLIT}])
+        text = rendered.prompt.split(_SPLIT, 1)[0]
+        return list(self._llm.tokenize(text.encode("utf-8"), special=True))
+
+    def warm(self, messages: Sequence[ChatMessage]) -> None:
+        """Process and keep the fixed prefix of prompts shaped like `messages` (at start-up)."""
+        prefix = self.prefix_tokens(messages)
+        with self._lock:
+            self._prefixes.prepare(prefix)
 
     def stream(
         self,
@@ -62,8 +107,11 @@ class LlamaCppLLM:
         stop: threading.Event | None = None,
     ) -> Iterator[str]:
         payload: list[Any] = [{"role": m.role, "content": m.content} for m in messages]
+        prefix = self.prefix_tokens(messages)
         with self._lock:  # one context, one completion at a time
             try:
+                reuse = self._prefixes.prepare(prefix)
+                self.last = GenerationStats(reuse, len(prefix) if reuse != "none" else 0)
                 chunks = self._llm.create_chat_completion(
                     payload,
                     max_tokens=max_tokens,
@@ -79,3 +127,23 @@ class LlamaCppLLM:
                         yield piece
             except (RuntimeError, ValueError) as exc:
                 raise LLMError(f"generation failed: {exc}") from exc
+
+
+def _template(llama: Any) -> Any:
+    """The GGUF's chat template as llama-cpp-python renders it, or None when it has none."""
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    template = llama.metadata.get("tokenizer.chat_template")
+    if not template:
+        return None
+
+    def text(token: int) -> str:
+        return bytes(llama.detokenize([token], special=True)).decode("utf-8", "replace")
+
+    eos, bos = llama.token_eos(), llama.token_bos()
+    return Jinja2ChatFormatter(
+        template=template,
+        eos_token=text(eos) if eos != -1 else "",
+        bos_token=text(bos) if bos != -1 else "",
+        stop_token_ids=[eos],
+    )

@@ -127,7 +127,13 @@ class AnswerService:
     def _pack(
         self, question: str, lang: Lang, ranked: list[RetrievedChunk]
     ) -> list[RetrievedChunk]:
-        """Passages in rank order while they fit the budget (counted with the model's tokenizer)."""
+        """Passages that score close to the best, in rank order, while they fit the budget.
+
+        Every prompt token costs prompt-processing time before the first word;
+        passages far below the best rarely hold the answer (see README).
+        """
+        floor = ranked[0].score - self._answer.pack_margin if ranked else 0.0
+        ranked = [p for p in ranked if p.score >= floor]
         overhead = self._llm.count_tokens(self._prompts.render("answer_system", lang)) + 64
         window_left = self._llm.context_window - self._max_tokens - overhead
         budget = min(self._answer.context_tokens, window_left) - self._llm.count_tokens(question)
@@ -141,6 +147,10 @@ class AnswerService:
             packed.append(p)
             budget -= cost
         return packed
+
+    def prompt_shape(self, lang: Lang) -> list[ChatMessage]:
+        """An answer prompt with no passages and no question: its fixed prefix is cached."""
+        return self._messages("", lang, [])
 
     def _messages(
         self, question: str, lang: Lang, passages: list[RetrievedChunk]

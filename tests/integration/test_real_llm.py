@@ -36,3 +36,30 @@ def test_stop_event_ends_generation_early(small_llm: LLM) -> None:
 def test_counts_tokens_with_the_models_own_tokenizer(small_llm: LLM) -> None:
     assert small_llm.count_tokens("退货政策") < small_llm.count_tokens("退货政策" * 10)
     assert small_llm.context_window >= 2048
+
+
+def test_fixed_prefix_is_kept_across_other_prompts(small_llm: LLM) -> None:
+    """The system prompt's KV cache comes back after another prompt ran in between,
+    and the answer is the same as when the whole prompt is processed from scratch."""
+    from app.llm.llamacpp import LlamaCppLLM
+
+    assert isinstance(small_llm, LlamaCppLLM)
+    sky = [
+        ChatMessage("system", "You are a weather assistant. Answer with one word."),
+        ChatMessage("user", "What colour is the clear daytime sky?"),
+    ]
+    other = [ChatMessage("system", "Translate to French."), ChatMessage("user", "Good morning")]
+    prefix = small_llm.prefix_tokens(sky)
+    assert 0 < len(prefix) < small_llm.count_tokens(sky[0].content) + 16
+
+    with small_llm.lock:
+        small_llm.llama.n_tokens = 0  # a cold context
+    cold = "".join(small_llm.stream(sky, max_tokens=8))
+    "".join(small_llm.stream(other, max_tokens=8))
+    assert small_llm.last.prefix in ("evaluated", "restored")
+    warm = "".join(small_llm.stream(sky, max_tokens=8))
+    assert small_llm.last.prefix == "restored"
+    assert small_llm.last.cached_tokens == len(prefix)
+    assert warm == cold
+    "".join(small_llm.stream([sky[0], ChatMessage("user", "And at night?")], max_tokens=4))
+    assert small_llm.last.prefix == "live"  # the previous prompt still holds the prefix
