@@ -19,7 +19,7 @@ export SHOPDESK_TOOLS__TODAY ?= 2026-10-16
 
 .PHONY: setup models ingest-sample run test test-unit lint format eval eval-smoke eval-shared \
 	eval-dialogue eval-followups eval-routing eval-leakage \
-	eval-order-phrasing clean
+	eval-order-phrasing bench clean
 
 setup: $(STAMP) models
 
@@ -98,6 +98,12 @@ eval-leakage: ingest-sample
 # How often the model's order-status phrasing passes the facts check (else the template).
 eval-order-phrasing: ingest-sample
 	$(BIN)/python -m eval.order_phrasing --out var/eval-runs/order-phrasing
+
+# ShopDesk's cost against the bare model and encoder in the same process, retrieval at
+# 1k/10k/100k chunks, ingest throughput, server peak memory, 32 concurrent clients.
+# Results: var/bench/bench.json and bench.md (about 20 minutes on 2 cores).
+bench: ingest-sample
+	$(BIN)/python -m eval.bench --out var/bench $(BENCH_FLAGS)
 
 clean:
 	rm -rf var/shop var/eval var/eval-* .pytest_cache .mypy_cache .ruff_cache

@@ -23,6 +23,7 @@ class PromptLibrary:
             undefined=jinja2.StrictUndefined,
             autoescape=False,  # plain text for a model, not HTML
             keep_trailing_newline=False,
+            auto_reload=False,  # read once: no file check on every render
         )
         self.names = sorted(p.name for p in directory.glob("*.j2"))
 
