@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -104,14 +105,15 @@ class BM25Index:
             docs, tf, idf = hit
             scores[docs] += idf * tf * (self._k1 + 1) / (tf + self._norm[docs])
         candidates = np.flatnonzero(scores > 0)
+        ranked = candidates[np.argsort(-scores[candidates], kind="stable")]
         if filters:
-            candidates = np.array(
-                [i for i in candidates if matches(self.metas[i], filters)], dtype=np.int64
+            # Walk best-first and stop at k: the metadata check runs on the top of
+            # the list, not on every chunk that shares a word with the query.
+            ranked = np.fromiter(
+                itertools.islice((i for i in ranked if matches(self.metas[i], filters)), k),
+                dtype=np.int64,
             )
-        if candidates.size == 0:
-            return []
-        order = candidates[np.argsort(-scores[candidates], kind="stable")][:k]
-        return [(self.ids[i], float(scores[i])) for i in order]
+        return [(self.ids[i], float(scores[i])) for i in ranked[:k]]
 
     def save(self, path: Path) -> None:
         """Write atomically: a crash leaves the old index or the new one, never half."""
