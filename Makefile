@@ -18,8 +18,8 @@ export SHOPDESK_DATA_DIR ?= $(CURDIR)/var/shop
 export SHOPDESK_TOOLS__TODAY ?= 2026-10-16
 
 .PHONY: setup models ingest-sample run test test-unit lint format eval eval-smoke eval-shared \
-	eval-dialogue eval-followups eval-routing eval-leakage \
-	eval-order-phrasing bench clean
+	eval-dialogue eval-followups eval-routing eval-leakage eval-injection \
+	eval-order-phrasing bench loadtest fuzz clean
 
 setup: $(STAMP) models
 
@@ -92,8 +92,14 @@ eval-followups: setup
 eval-routing: setup
 	$(BIN)/python -m eval.routing --out var/eval-runs/routing
 
+# In process, every attempt comes from one client: the per-client chat rate limit is off.
 eval-leakage: ingest-sample
-	$(BIN)/python -m eval.leakage --out var/eval-runs/leakage
+	SHOPDESK_SERVER__RATE_LIMIT_PER_MINUTE=0 $(BIN)/python -m eval.leakage --out var/eval-runs/leakage
+
+# The prompt-injection corpus (eval/injection, 33 cases en + zh) over HTTP against a server of
+# its own: the sample shop plus hostile documents. Fails when anything reaches the customer.
+eval-injection: ingest-sample
+	$(BIN)/python -m eval.injection --out var/eval-runs/injection
 
 # How often the model's order-status phrasing passes the facts check (else the template).
 eval-order-phrasing: ingest-sample
@@ -103,7 +109,21 @@ eval-order-phrasing: ingest-sample
 # 1k/10k/100k chunks, ingest throughput, server peak memory, 32 concurrent clients.
 # Results: var/bench/bench.json and bench.md (about 20 minutes on 2 cores).
 bench: ingest-sample
-	$(BIN)/python -m eval.bench --out var/bench $(BENCH_FLAGS)
+	SHOPDESK_SERVER__RATE_LIMIT_PER_MINUTE=0 $(BIN)/python -m eval.bench --out var/bench $(BENCH_FLAGS)
+
+# 50 shoppers (FAQ, generated answers, orders, products; en + zh) and one abusive client for
+# 3 minutes against a server of its own with the rate limit on: every request must get a 200,
+# a 429 or a 503, and the server's memory must stay flat. Not part of `make test` (a 45 s form
+# is tests/e2e/test_load.py). Results: var/loadtest/report.json and report.md (about 7 min).
+loadtest: ingest-sample
+	$(BIN)/python -m eval.loadtest --out var/loadtest $(LOADTEST_FLAGS)
+
+# Schemathesis over HTTP against a server of its own (the e2e ingest of the sample shop, the
+# 0.5B model): every operation of /openapi.json, valid and invalid inputs, zero 5xx allowed.
+# `make test` runs the same test in a short form (10 examples per operation).
+FUZZ_EXAMPLES ?= 200
+fuzz: setup
+	SHOPDESK_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/e2e/test_fuzz.py
 
 clean:
 	rm -rf var/shop var/eval var/eval-* .pytest_cache .mypy_cache .ruff_cache

@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedCo
 from rich.table import Table
 
 from app.config import Settings, load_settings
+from app.logs import setup_logging
 
 app = typer.Typer(help="ShopDesk: a local-first customer-service engine.", no_args_is_help=True)
 models_app = typer.Typer(help="Model files (set-up).", no_args_is_help=True)
@@ -24,12 +25,7 @@ console = Console(stderr=True)
 
 
 def _setup_logging(verbose: bool = False) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    for noisy in ("httpx", "chromadb", "sentence_transformers", "jieba", "urllib3"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    setup_logging(verbose)  # personal data masked on every handler (app/logs.py)
 
 
 def _settings() -> Settings:
@@ -105,13 +101,17 @@ def serve(
 
     from app.main import create_app
 
-    _setup_logging()
     settings = _settings()
+    setup_logging(order_id_pattern=settings.tools.order_id_pattern)
     uvicorn.run(
         create_app(settings),
         host=host or settings.server.host,
         port=port or settings.server.port,
         log_level="info",
+        log_config=None,  # uvicorn's loggers propagate to ours, so its lines are masked too
+        # The client address is the peer's: only `server.trust_proxy` may read X-Forwarded-For
+        # (uvicorn would otherwise take it from any loopback client, and with it the rate limit).
+        proxy_headers=False,
     )
 
 

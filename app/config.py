@@ -9,15 +9,18 @@ error that names the variable.
 from __future__ import annotations
 
 import os
+import re
 from datetime import date
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PackagedChatModel = Literal["qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b"]
 PackagedEmbeddingModel = Literal["embeddinggemma-300m"]
+# A browser origin: scheme, host (or [IPv6]) and an optional port; nothing after it.
+_ORIGIN = re.compile(r"https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?")
 
 
 class LLMSettings(BaseModel):
@@ -46,6 +49,12 @@ class LLMSettings(BaseModel):
         8, ge=0, description="Requests allowed to wait for the model; more get 503."
     )
     retry_after_s: int = Field(5, ge=1, description="Retry-After seconds sent with a 503.")
+    timeout_s: float = Field(
+        60.0,
+        gt=0,
+        description="Deadline of one generation, from when the model starts on it; past it "
+        "the generation stops and the turn ends with a model_timeout error.",
+    )
 
 
 class EmbeddingSettings(BaseModel):
@@ -135,6 +144,33 @@ class ServerSettings(BaseModel):
     port: int = Field(8000, ge=1, le=65535, description="Bind port.")
     max_message_chars: int = Field(2000, ge=1, description="Longest chat message accepted.")
     max_body_bytes: int = Field(65536, ge=1024, description="Largest request body accepted.")
+    rate_limit_per_minute: int = Field(
+        30, ge=0, description="Chat requests one client may send per minute, sustained; 0 = off."
+    )
+    rate_limit_burst: int = Field(
+        10, ge=1, description="Chat requests one client may send at once before the rate applies."
+    )
+    trust_proxy: bool = Field(
+        False,
+        description="Behind a reverse proxy: the client is the last X-Forwarded-For address "
+        "(the one the proxy appended), not the peer; never set it without a proxy.",
+    )
+    cors_origins: list[str] = Field(
+        [],
+        description="Other origins whose pages may call the API (JSON list, e.g. "
+        '["https://shop.example"]); empty = same origin only.',
+    )
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _plain_origins(cls, origins: list[str]) -> list[str]:
+        for origin in origins:
+            if origin == "*" or not _ORIGIN.fullmatch(origin):
+                raise ValueError(
+                    f"server.cors_origins: {origin!r} is not one origin like "
+                    "https://shop.example (scheme, host, optional port; no path, no *)"
+                )
+        return origins
 
 
 class DbSettings(BaseModel):

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 
-from app.api import admin, agent, chat, conversations, errors, health, search
+from app.api import admin, agent, chat, conversations, errors, health, ratelimit, search
+from app.api.bodylimit import BodyLimitMiddleware
 from app.config import Settings, load_settings
 from app.container import build_container, build_dialogue, warm_up
 from app.llm.base import LLM
 
 logger = logging.getLogger(__name__)
+# The request headers the API reads; a browser on an allowed origin may send these.
+_CORS_HEADERS = ["Content-Type", "Authorization", "X-API-Key", "X-Customer-Token"]
 
 
 def create_app(settings: Settings | None = None, *, llm: LLM | None = None) -> FastAPI:
@@ -34,21 +38,20 @@ def create_app(settings: Settings | None = None, *, llm: LLM | None = None) -> F
     app = FastAPI(title="ShopDesk", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
     errors.install(app)
+    ratelimit.install(app, settings.server)
 
-    @app.middleware("http")
-    async def limit_body(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        length = request.headers.get("content-length")
-        if length is not None and (
-            not length.isdigit() or int(length) > settings.server.max_body_bytes
-        ):
-            return errors.error_response(
-                413,
-                "payload_too_large",
-                f"request body over {settings.server.max_body_bytes} bytes",
-            )
-        return await call_next(request)
+    # Counts the body as it is read: a chunked body has no Content-Length to check.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.server.max_body_bytes)
+
+    # Added last, so outermost: preflights and error replies get the CORS headers too.
+    if settings.server.cors_origins:  # none = same origin only (the widget's case)
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.server.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=_CORS_HEADERS,
+            expose_headers=["Retry-After"],
+        )
 
     app.include_router(health.router)
     app.include_router(chat.router)

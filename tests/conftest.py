@@ -10,6 +10,9 @@ DATA = Path(__file__).parent / "data"
 MODEL_CACHE = Path(os.environ.get("SHOPDESK_MODEL_CACHE_DIR", ROOT / "var" / "models"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+# Every test client shares one address (TestClient, loopback), so the per-client chat rate
+# limit is off unless a test sets it (tests/unit/test_ratelimit.py, tests/e2e/test_rate_limit.py).
+os.environ.setdefault("SHOPDESK_SERVER__RATE_LIMIT_PER_MINUTE", "0")
 
 
 @pytest.fixture

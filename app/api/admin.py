@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter
@@ -10,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.api.auth import ApiKey
 from app.api.deps import StoreDep
-from app.api.schemas import ErrorBody
+from app.api.schemas import ErrorBody, UtcDatetime
 from app.db.stats import Stats
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
@@ -18,7 +17,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code 
 
 
 @router.get("/stats", response_model=Stats, responses=_ERRORS)
-async def stats(_: ApiKey, store: StoreDep, since: datetime | None = None) -> Stats:
+async def stats(_: ApiKey, store: StoreDep, since: UtcDatetime | None = None) -> Stats:
     """Support KPIs over conversations since `since` (ISO 8601; all time when omitted).
 
     The fields and how each is counted are documented on `app.db.stats.Stats`.

@@ -11,7 +11,15 @@ from app.api.auth import ApiKey
 from app.api.conversations import transcript
 from app.api.deps import StoreDep
 from app.api.errors import ApiError
-from app.api.schemas import AgentReply, CloseTicket, ErrorBody, MessageOut, TicketOut, TranscriptOut
+from app.api.schemas import (
+    AgentReply,
+    CloseTicket,
+    ErrorBody,
+    MessageOut,
+    PathId,
+    TicketOut,
+    TranscriptOut,
+)
 from app.db.repository import ConversationStore, NotFound, TicketRecord
 
 router = APIRouter(prefix="/v1/agent", tags=["agent"])
@@ -37,7 +45,7 @@ async def list_tickets(
 
 
 @router.get("/tickets/{ticket_id}", response_model=TranscriptOut, responses=_ERRORS)
-async def get_ticket(ticket_id: str, _: ApiKey, store: StoreDep) -> TranscriptOut:
+async def get_ticket(ticket_id: PathId, _: ApiKey, store: StoreDep) -> TranscriptOut:
     """The ticket's conversation with everything the customer and the bot said."""
 
     def read() -> TranscriptOut:
@@ -50,7 +58,7 @@ async def get_ticket(ticket_id: str, _: ApiKey, store: StoreDep) -> TranscriptOu
 
 
 @router.post("/tickets/{ticket_id}/reply", response_model=MessageOut, responses=_ERRORS)
-async def reply(ticket_id: str, body: AgentReply, _: ApiKey, store: StoreDep) -> MessageOut:
+async def reply(ticket_id: PathId, body: AgentReply, _: ApiKey, store: StoreDep) -> MessageOut:
     """The agent's message, added to the conversation the customer sees."""
 
     def write() -> MessageOut:
@@ -65,7 +73,7 @@ async def reply(ticket_id: str, body: AgentReply, _: ApiKey, store: StoreDep) ->
 
 @router.post("/tickets/{ticket_id}/close", response_model=TicketOut, responses=_ERRORS)
 async def close(
-    ticket_id: str, _: ApiKey, store: StoreDep, body: CloseTicket | None = None
+    ticket_id: PathId, _: ApiKey, store: StoreDep, body: CloseTicket | None = None
 ) -> TicketOut:
     """Close the ticket; the bot answers the conversation again."""
     try:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import re
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -11,18 +13,20 @@ from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import DialogueDep
-from app.api.errors import ApiError
-from app.api.schemas import ChatRequest, ChatResponse, ErrorBody
+from app.api.errors import MODEL_ERROR, MODEL_TIMEOUT, ApiError
+from app.api.ratelimit import rate_limit
+from app.api.schemas import ChatRequest, ChatResponse, ErrorBody, is_blank
 from app.config import Settings
 from app.dialogue.service import SessionNotFound, check_owner
-from app.llm.base import LLMError
+from app.llm.base import LLMError, LLMTimeout
 from app.llm.gate import QueueFullError
 from app.orchestrator import TurnRequest
 from app.tools.identity import InvalidToken, verify_token
 
+logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["chat"])
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody} for code in (401, 403, 404, 413, 422, 502, 503)
+    code: {"model": ErrorBody} for code in (401, 403, 404, 413, 422, 429, 502, 503, 504)
 }
 
 
@@ -32,6 +36,10 @@ def _settings(request: Request) -> Settings:
 
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
+
+# What `issue_token` makes: base64url, digits and dots. Anything else (a header decodes
+# as Latin-1, so any byte can arrive) is malformed before the HMAC, which needs ASCII.
+_TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_=.-]{1,512}")
 
 
 CustomerToken = Annotated[
@@ -45,7 +53,7 @@ CustomerToken = Annotated[
 
 def _turn(body: ChatRequest, settings: Settings, token: str | None) -> TurnRequest:
     message = body.message.strip()
-    if not message:
+    if is_blank(message):
         raise ApiError(422, "empty_message", "message must not be empty")
     limit = settings.server.max_message_chars
     if len(message) > limit:
@@ -62,13 +70,19 @@ def _customer(token: str | None, settings: Settings) -> str | None:
     secret = settings.tools.customer_token_secret
     if secret is None:
         raise ApiError(401, "invalid_customer_token", "customer tokens are not enabled here")
+    if not _TOKEN_SHAPE.fullmatch(token.strip()):
+        raise ApiError(401, "invalid_customer_token", "customer token rejected: malformed")
     try:
         return verify_token(token, secret.get_secret_value())
     except InvalidToken as exc:
         raise ApiError(401, "invalid_customer_token", f"customer token rejected: {exc}") from None
 
 
-@router.post("/chat", response_model=ChatResponse, responses=_ERRORS)
+# Both chat routes spend the client's rate-limit token first, before any other work.
+_LIMITED = [Depends(rate_limit)]
+
+
+@router.post("/chat", response_model=ChatResponse, responses=_ERRORS, dependencies=_LIMITED)
 async def chat(
     body: ChatRequest,
     chat: DialogueDep,
@@ -81,7 +95,7 @@ async def chat(
     return await chat.reply(_turn(body, settings, x_customer_token))
 
 
-@router.post("/chat/stream", responses=_ERRORS)
+@router.post("/chat/stream", responses=_ERRORS, dependencies=_LIMITED)
 async def chat_stream(
     body: ChatRequest,
     chat: DialogueDep,
@@ -101,10 +115,19 @@ async def chat_stream(
         try:
             async for event in chat.events(turn):
                 yield {"event": event.kind, "data": json.dumps(event.data, ensure_ascii=False)}
+        # The 200 is sent already: a failure ends the stream with an error event in the
+        # one error shape (and [DONE]), never with a broken connection.
         except QueueFullError as exc:
             yield _error_event("busy", str(exc))
-        except LLMError:
-            yield _error_event("model_error", "the assistant could not answer; try again")
+        except LLMTimeout as exc:
+            logger.error("model timeout on the stream: %s", exc)
+            yield _error_event("model_timeout", MODEL_TIMEOUT)
+        except LLMError as exc:
+            logger.error("model failure on the stream: %s", exc)
+            yield _error_event("model_error", MODEL_ERROR)
+        except Exception:
+            logger.exception("unhandled error on the stream")
+            yield _error_event("internal_error", "something went wrong on our side")
         yield {"data": "[DONE]"}
 
     return EventSourceResponse(events(), ping=15)

@@ -14,6 +14,7 @@ from app.api.schemas import (
     FeedbackRequest,
     FeedbackResponse,
     MessageOut,
+    PathId,
     TicketOut,
     TranscriptOut,
 )
@@ -40,7 +41,7 @@ def transcript(store: ConversationStore, session_id: str) -> TranscriptOut:
 
 
 @router.get("/sessions/{session_id}", response_model=TranscriptOut, responses=_ERRORS)
-async def get_session(session_id: str, store: StoreDep) -> TranscriptOut:
+async def get_session(session_id: PathId, store: StoreDep) -> TranscriptOut:
     """Every message of the conversation, oldest first; a human agent's replies appear here."""
     return await run_in_threadpool(transcript, store, session_id)
 

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.dialogue.service import SessionNotFound, SessionOfAnotherCustomer
-from app.llm.base import LLMError
+from app.llm.base import LLMError, LLMTimeout
 from app.llm.gate import QueueFullError
 
 logger = logging.getLogger(__name__)
@@ -28,6 +28,10 @@ class ApiError(Exception):
         self.status, self.code, self.message = status, code, message
 
 
+MODEL_ERROR = "the assistant could not answer; try again"
+MODEL_TIMEOUT = "the assistant took too long to answer; try again"
+
+
 def error_response(
     status: int, code: str, message: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
@@ -36,14 +40,30 @@ def error_response(
     )
 
 
-_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+_HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+}
+# FastAPI's 400 when a JSON body cannot even be decoded (bytes that are not UTF-8 inside
+# a string, nesting too deep for the parser). To the client that is invalid JSON like any
+# other, which is a 422 `invalid_request`.
+_BODY_PARSE_ERROR = "There was an error parsing the body"
+INVALID_JSON = "body is not valid JSON"
 
 
 def _validation_message(exc: RequestValidationError) -> str:
     parts = []
     for err in exc.errors()[:5]:
+        if err.get("type") == "json_invalid":  # loc is ("body", character offset)
+            reason = err.get("ctx", {}).get("error", "cannot parse")
+            parts.append(f"{INVALID_JSON} ({reason} at character {err['loc'][-1]})")
+            continue
         where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
-        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+        # a validator's ValueError reads "Value error, …": the field name says enough
+        message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        parts.append(f"{where}: {message}")
     return "; ".join(parts) or "invalid request"
 
 
@@ -58,6 +78,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.detail == _BODY_PARSE_ERROR:
+            return error_response(422, "invalid_request", f"{INVALID_JSON} (UTF-8)")
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         return error_response(exc.status_code, code, str(exc.detail))
 
@@ -77,10 +99,15 @@ def install(app: FastAPI) -> None:
             503, "busy", str(exc), headers={"Retry-After": str(exc.retry_after_s)}
         )
 
+    @app.exception_handler(LLMTimeout)  # Starlette picks the nearest class: not LLMError's
+    async def _llm_timeout(request: Request, exc: LLMTimeout) -> JSONResponse:
+        logger.error("model timeout on %s: %s", request.url.path, exc)
+        return error_response(504, "model_timeout", MODEL_TIMEOUT)
+
     @app.exception_handler(LLMError)
     async def _llm(request: Request, exc: LLMError) -> JSONResponse:
         logger.error("model failure on %s: %s", request.url.path, exc)
-        return error_response(502, "model_error", "the assistant could not answer; try again")
+        return error_response(502, "model_error", MODEL_ERROR)
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> JSONResponse:

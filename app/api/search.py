@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from app.api.errors import ApiError
-from app.api.schemas import ErrorBody, SearchRequest, SearchResponse
+from app.api.schemas import ErrorBody, SearchRequest, SearchResponse, is_blank
 from app.config import Settings
 from app.container import Container
 
@@ -31,7 +31,7 @@ async def search(
     """Top-k passages for a query, best first, with dense, BM25 and fused scores."""
     settings: Settings = container.settings
     query = body.query.strip()
-    if not query:
+    if is_blank(query):
         raise ApiError(422, "empty_query", "query must not be empty")
     if len(query) > settings.server.max_message_chars:
         raise ApiError(

@@ -8,10 +8,12 @@ half way loses no question.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import asdict, replace
+from itertools import pairwise
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -21,16 +23,24 @@ from app.db.repository import ConversationStore, MessageRecord, TicketRecord
 from app.dialogue import policy
 from app.dialogue.analyse import Analyser, Analysis
 from app.domain import Citation, Lang
+from app.llm.base import LLMError
 from app.llm.gate import GenerationGate
 from app.orchestrator import AnsweredTurn, ChatService, TurnEvent, TurnReply, TurnRequest
+from app.privacy import mask_pii
 from app.prompts import PromptLibrary
 from app.rag.rewrite import Rewriter, Turn
 from app.text import detect_lang, words
 from app.tools.base import ToolContext, ToolReply, ToolState
 from app.tools.router import ShopTools
 
+logger = logging.getLogger(__name__)
+
 GREETING_MAX_WORDS = 6
 """Longer messages classified as greetings ("hi, can I return shoes?") still get answered."""
+LOGGED_MESSAGE_CHARS = 200
+"""How much of the customer's message a turn's log line keeps (masked first, then cut)."""
+LOGGED_TRANSCRIPT_MESSAGE_CHARS = 500
+"""The same for each message of a hand-off's transcript copy in the log."""
 
 
 class SessionNotFound(LookupError):
@@ -108,13 +118,11 @@ class DialogueService:
         tool_state = ToolState.load(conversation.tool_state)
         standalone = None
         if tool_state.pending is None:  # an answer to the bot's own question needs no rewrite
-            standalone = await run_in_threadpool(
-                self._rewriter.rewrite, request.message, lang, turns, self._probe
-            )
+            standalone = await run_in_threadpool(self._rewrite, request.message, lang, turns)
         turn.timings_ms["rewrite_ms"] = (time.perf_counter() - t0) * 1000
         turn.rewritten = standalone
 
-        earlier = [m.text for m in history if m.role == "user"]
+        earlier = answered_messages(history)
         analysis = await run_in_threadpool(
             self._analyser.analyse, request.message, lang, earlier, standalone
         )
@@ -197,6 +205,15 @@ class DialogueService:
             return
         yield TurnEvent("done", await self._finish(turn, prefix + result.answer, result.outcome))
 
+    def _rewrite(self, message: str, lang: Lang, turns: list[Turn]) -> str | None:
+        """The standalone question; None (the message as it is) when the model fails on
+        the rewrite, which only helps retrieval: the turn goes on to its answer."""
+        try:
+            return self._rewriter.rewrite(message, lang, turns, self._probe)
+        except LLMError as exc:
+            logger.warning("follow-up not rewritten, the model failed: %s", exc)
+            return None
+
     def _conversation(self, request: TurnRequest, lang: Lang) -> ConversationRecord:
         if request.session_id is None:
             record = self._store.create_conversation(lang)
@@ -227,7 +244,46 @@ class DialogueService:
     ) -> dict[str, Any]:
         turn.timings_ms["total_ms"] = (time.perf_counter() - turn.started) * 1000
         await run_in_threadpool(turn.save_reply, self._store, text, outcome)
+        turn.log(outcome)
+        if ticket is not None and outcome != "queued":  # "queued": the ticket was opened before
+            await run_in_threadpool(self._log_handoff, ticket)
         return turn.reply(text, outcome, ticket).as_dict()
+
+    def _log_handoff(self, ticket: TicketRecord) -> None:
+        """The new ticket with a masked copy of its transcript.
+
+        The database keeps the transcript as it was written, for the agent who takes
+        over; only this copy, which goes wherever logs go, is masked.
+        """
+        if not logger.isEnabledFor(logging.INFO):
+            return
+        messages = self._store.history(ticket.conversation_id)
+        transcript = " | ".join(
+            f"{m.role}: {_log_copy(m.text, LOGGED_TRANSCRIPT_MESSAGE_CHARS)}" for m in messages
+        )
+        logger.info(
+            "handoff ticket=%s session=%s reason=%s messages=%d transcript=%r",
+            ticket.id,
+            ticket.conversation_id,
+            ticket.reason,
+            len(messages),
+            transcript,
+        )
+
+
+def _log_copy(text: str, limit: int) -> str:
+    """`text` masked, then cut: cutting first could leave half a card number unrecognised."""
+    masked = mask_pii(text)
+    return masked if len(masked) <= limit else masked[:limit] + "…"
+
+
+def answered_messages(history: Sequence[MessageRecord]) -> list[str]:
+    """The customer's earlier messages that got a reply, oldest first.
+
+    A message without one is a turn that failed (model error or timeout, a crash): sending
+    it again is a retry, not the same question asked again after an unhelpful answer.
+    """
+    return [m.text for m, after in pairwise(history) if m.role == "user" and after.role != "user"]
 
 
 class _Turn:
@@ -278,6 +334,22 @@ class _Turn:
             actions=self.actions,
             timings=self.timings_ms,
             response_ms=self.timings_ms.get("total_ms"),
+        )
+
+    def log(self, outcome: str) -> None:
+        """One line per turn: what was decided and how long it took, the message masked."""
+        a = self.analysis
+        logger.info(
+            "turn session=%s message=%s lang=%s intent=%s sentiment=%s outcome=%s "
+            "total_ms=%.1f text=%r",
+            self.conversation_id,
+            self.message_id,
+            self.lang,
+            a.intent.label if a else "-",
+            a.sentiment.label if a else "-",
+            outcome,
+            self.timings_ms.get("total_ms", 0.0),
+            _log_copy(self.message, LOGGED_MESSAGE_CHARS),
         )
 
     def reply(self, text: str, outcome: str, ticket: TicketRecord | None) -> TurnReply:

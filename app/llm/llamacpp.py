@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from app.config import LLMSettings
-from app.llm.base import ChatMessage, LLMError
+from app.llm.base import ChatMessage, Deadline, LLMError
 from app.llm.prefix_cache import PrefixCache, Reuse
 
 logger = logging.getLogger(__name__)
@@ -32,10 +32,13 @@ class LlamaCppLLM:
 
     A prompt's fixed prefix (everything before the last user message's text:
     the system prompt and the turn header) is kept in a `PrefixCache`, so a
-    request processes only its passages and question.
+    request processes only its passages and question. A generation still running
+    `timeout_s` after it took the model stops with LLMTimeout: at its next token, or,
+    while the prompt is being read, through llama.cpp's abort callback.
     """
 
     def __init__(self, model_path: Path, settings: LLMSettings) -> None:
+        import llama_cpp
         from llama_cpp import Llama
 
         self._settings = settings
@@ -52,6 +55,10 @@ class LlamaCppLLM:
         self._prefixes = PrefixCache(self._llm, settings.prefix_cache_slots)
         self._template = _template(self._llm)
         self.last = GenerationStats()
+        self._deadline: Deadline | None = None
+        # Both kept on the object: ctypes frees a callback that nothing references.
+        self._abort = llama_cpp.ggml_abort_callback(self._past_deadline)
+        self._no_abort = llama_cpp.ggml_abort_callback()
         logger.info(
             "chat model %s loaded (n_ctx=%d, n_gpu_layers=%d, template=%s)",
             self._name,
@@ -109,6 +116,8 @@ class LlamaCppLLM:
         payload: list[Any] = [{"role": m.role, "content": m.content} for m in messages]
         prefix = self.prefix_tokens(messages)
         with self._lock:  # one context, one completion at a time
+            deadline = Deadline(self._settings.timeout_s)  # waiting for the lock is not counted
+            self._watch_prompt(deadline)
             try:
                 reuse = self._prefixes.prepare(prefix)
                 self.last = GenerationStats(reuse, len(prefix) if reuse != "none" else 0)
@@ -120,13 +129,41 @@ class LlamaCppLLM:
                     stream=True,
                 )
                 for chunk in cast(Iterator[dict[str, Any]], chunks):
+                    if self._deadline is not None:
+                        self._watch_prompt(None)  # the prompt is read: tokens check from here
                     if stop is not None and stop.is_set():
                         break
+                    deadline.check()
                     piece = chunk["choices"][0]["delta"].get("content")
                     if isinstance(piece, str) and piece:
                         yield piece
+            except LLMError:  # the deadline's LLMTimeout, kept as it is
+                raise
             except (RuntimeError, ValueError) as exc:
+                if deadline.passed():  # llama_decode aborted by the callback
+                    raise deadline.timeout() from exc
                 raise LLMError(f"generation failed: {exc}") from exc
+            finally:
+                self._watch_prompt(None)
+
+    def _watch_prompt(self, deadline: Deadline | None) -> None:
+        """Let llama.cpp stop a decode under way once `deadline` passes (None: never).
+
+        Installed only while a prompt is read: llama.cpp asks the callback some tens of
+        times a second then, but hundreds of times a token while generating, each call
+        taking the GIL, and between tokens the deadline is checked anyway. An aborted
+        decode leaves the context as it was before that batch (llama.cpp removes its
+        entries), so the next request finds a consistent cache.
+        """
+        import llama_cpp
+
+        self._deadline = deadline
+        callback = self._abort if deadline is not None else self._no_abort
+        llama_cpp.llama_set_abort_callback(self._llm.ctx, callback, None)
+
+    def _past_deadline(self, _data: Any) -> bool:
+        deadline = self._deadline
+        return deadline is not None and deadline.passed()
 
 
 def _template(llama: Any) -> Any:

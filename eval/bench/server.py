@@ -4,12 +4,15 @@
 directory. Its resident memory is read from /proc after start-up and, as the
 high-water mark (VmHWM), after the load: the peak of the whole server with
 the chat model, the embedder, the indexes and the concurrent requests.
+`serving`, `own_copy` and `proc_kib` are shared with `python -m eval.loadtest`
+and the end-to-end tests.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -24,16 +27,31 @@ import httpx
 from eval.bench.load import run_load, workload
 
 
-def _kib(pid: int, field: str) -> int:
+def proc_kib(pid: int, field: str) -> int:
+    """A memory field of /proc/PID/status (VmRSS, VmHWM) in KiB; 0 when absent."""
     for line in Path(f"/proc/{pid}/status").read_text(encoding="utf-8").splitlines():
         if line.startswith(field + ":"):
             return int(line.split()[1])
     return 0
 
 
+def own_copy(shop: Path, data_dir: Path) -> Path:
+    """The ingested shop's indexes with a database of its own (none copied), so that a
+    benchmark's turns do not land in the served shop's conversations and metrics."""
+    shutil.rmtree(data_dir, ignore_errors=True)
+    shutil.copytree(shop, data_dir, ignore=shutil.ignore_patterns("*.db*", "*.log"))
+    return data_dir
+
+
+# Every benchmark client comes from one loopback address: the per-client chat limit would
+# measure itself, so it is off unless `env` sets it (eval.loadtest does).
+_UNLIMITED = {"SHOPDESK_SERVER__RATE_LIMIT_PER_MINUTE": "0"}
+
+
 @contextmanager
 def serving(data_dir: Path, env: dict[str, str] | None = None) -> Iterator[tuple[str, int]]:
-    """(url, pid) of a ready server; stopped on exit."""
+    """(url, pid) of a ready server over `data_dir`; stopped on exit. `env` adds to or
+    replaces the environment (the data dir is always `data_dir`)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -41,7 +59,7 @@ def serving(data_dir: Path, env: dict[str, str] | None = None) -> Iterator[tuple
     with log_path.open("w") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env={**os.environ, "SHOPDESK_DATA_DIR": str(data_dir), **(env or {})},
+            env={**os.environ, **_UNLIMITED, **(env or {}), "SHOPDESK_DATA_DIR": str(data_dir)},
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -75,9 +93,9 @@ def run(
     started = time.perf_counter()
     with serving(data_dir) as (url, pid):
         ready_s = time.perf_counter() - started
-        idle_kib = _kib(pid, "VmRSS")
+        idle_kib = proc_kib(pid, "VmRSS")
         report = asyncio.run(run_load(url, workload(messages, clients, per_client)))
-        peak_kib = _kib(pid, "VmHWM")
+        peak_kib = proc_kib(pid, "VmHWM")
     return {
         "startup_s": round(ready_s, 1),
         "rss_after_start_mib": round(idle_kib / 1024, 1),

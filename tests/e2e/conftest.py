@@ -11,11 +11,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
+from eval.bench.server import serving
 from tests.conftest import MODEL_CACHE, ROOT
 
 ADMIN_KEY = "e2e-admin-key-0123456789abcdef"
@@ -51,6 +53,37 @@ def ingest(kb: Path, data_dir: Path, *extra: str) -> subprocess.CompletedProcess
     )
 
 
+def load_orders(data_dir: Path) -> None:
+    """The sample shop's customers and orders into the data dir's database."""
+    loaded = subprocess.run(
+        [*SHOPDESK, "orders", "load", str(SAMPLE_ORDERS)],
+        env=env(data_dir),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert loaded.returncode == 0, loaded.stdout + loaded.stderr
+
+
+@contextmanager
+def own_server(
+    data_dir: Path, into: Path, overrides: dict[str, str] | None = None, *, orders: bool = False
+) -> Iterator[tuple[str, int]]:
+    """(url, pid) of a server of its own over a copy of the ingested shop at `into`.
+
+    For tests that would disturb the session's server (a short queue under load, a
+    fuzzer writing feedback and ticket replies) or that it would disturb. The database is
+    not copied, so the copy starts without conversations; `orders` loads the sample
+    orders into it. `overrides` are environment variables on top of `env(into)`.
+    """
+    shutil.copytree(data_dir, into, ignore=shutil.ignore_patterns("*.db*", "*.log"))
+    if orders:
+        load_orders(into)
+    with serving(into, env(into) | (overrides or {})) as (url, pid):
+        yield url, pid
+
+
 def count(output: str, label: str) -> int:
     line = next(line for line in output.splitlines() if label in line)
     return int(line.strip("│ ").split("│")[-1].strip())
@@ -77,15 +110,7 @@ def first_ingest(kb_copy: Path, data_dir: Path) -> subprocess.CompletedProcess[s
 
 @pytest.fixture(scope="session")
 def server(first_ingest: subprocess.CompletedProcess[str], data_dir: Path) -> Iterator[str]:
-    loaded = subprocess.run(
-        [*SHOPDESK, "orders", "load", str(SAMPLE_ORDERS)],
-        env=env(data_dir),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert loaded.returncode == 0, loaded.stdout + loaded.stderr
+    load_orders(data_dir)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]

@@ -7,7 +7,6 @@ throughput and p95 are printed (`make bench` measures them at full size).
 
 import asyncio
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,8 +14,7 @@ from pathlib import Path
 import pytest
 
 from eval.bench.load import run_load
-from eval.bench.server import serving
-from tests.e2e.conftest import SAMPLE_KB, env
+from tests.e2e.conftest import SAMPLE_KB, own_server
 
 pytestmark = pytest.mark.e2e
 
@@ -39,12 +37,11 @@ def test_32_clients_get_answers_or_an_explicit_busy(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    own = tmp_path / "shop"  # its own database: the session's server keeps its own
-    shutil.copytree(data_dir, own, ignore=shutil.ignore_patterns("*.db*", "*.log"))
     faq = _faq_questions()[:24]
     clients = [[q] for q in faq] + [[NEEDS_MODEL[i % len(NEEDS_MODEL)]] for i in range(8)]
-    overrides = env(own) | {"SHOPDESK_LLM__QUEUE_SIZE": "2", "SHOPDESK_LLM__MAX_TOKENS": "24"}
-    with serving(own, overrides) as (url, _pid):
+    overrides = {"SHOPDESK_LLM__QUEUE_SIZE": "2", "SHOPDESK_LLM__MAX_TOKENS": "24"}
+    # its own server and database: a short queue here, the session's server untouched
+    with own_server(data_dir, tmp_path / "shop", overrides) as (url, _pid):
         report = asyncio.run(run_load(url, clients, timeout_s=300))
 
     summary = report.as_dict()
