@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -115,19 +116,34 @@ class ChatService:
             yield plan.direct.answer
             return
         pieces: list[str] = []
+        guard = self._answers.stream_guard(plan)  # text goes out only once it is checked
+        sent = False
         async with self._gate.slot():
             t0 = time.perf_counter()
             messages, max_tokens = plan.messages, self._answers.max_tokens
-            async for piece in stream_in_thread(
-                lambda stop: self._llm.stream(messages, max_tokens=max_tokens, stop=stop)
-            ):
-                if not pieces:
-                    timings["first_token_ms"] = (time.perf_counter() - started) * 1000
-                pieces.append(piece)
-                yield piece
+            async with aclosing(
+                stream_in_thread(
+                    lambda stop: self._llm.stream(messages, max_tokens=max_tokens, stop=stop)
+                )
+            ) as tokens:
+                async for piece in tokens:
+                    pieces.append(piece)
+                    safe = guard.feed(piece)
+                    if guard.blocked:
+                        break  # stops the model too
+                    if safe:
+                        if not sent:
+                            timings["first_token_ms"] = (time.perf_counter() - started) * 1000
+                            sent = True
+                        yield safe
             timings["generate_ms"] = (time.perf_counter() - t0) * 1000
             timings["generated_tokens"] = float(self._llm.count_tokens("".join(pieces)))
-        outcome.result = self._answers.finish(plan, "".join(pieces))
+        tail = guard.flush()
+        if tail:
+            if not sent:
+                timings["first_token_ms"] = (time.perf_counter() - started) * 1000
+            yield tail
+        outcome.result = self._answers.finish(plan, "".join(pieces), guard.blocked)
 
     async def events(self, request: TurnRequest) -> AsyncIterator[TurnEvent]:
         """One stateless turn (no session, no dialogue policy): what the eval harness measures."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 
 
@@ -63,7 +63,7 @@ _DONE = object()
 
 async def stream_in_thread(
     produce: Callable[[threading.Event], Iterator[str]],
-) -> AsyncIterator[str]:
+) -> AsyncGenerator[str, None]:
     """Run a blocking token iterator in a thread; yield its pieces in the event loop."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[object] = asyncio.Queue()

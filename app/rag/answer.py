@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from app.config import AnswerSettings, RetrievalSettings
@@ -18,6 +18,8 @@ from app.domain import Citation, Filters, Lang, RetrievedChunk
 from app.llm.base import LLM, ChatMessage
 from app.prompts import PromptLibrary
 from app.rag import citations
+from app.rag.output_guard import OutputGuard, StreamGuard
+from app.rag.untrusted import addresses_assistant, clean_passage, strip_control_tokens
 from app.retrieval.hybrid import HybridRetriever, Retrieval
 from app.text import detect_lang
 
@@ -46,6 +48,12 @@ class Plan:
     """Set when no model call is needed (FAQ hit or weak evidence)."""
     timings_ms: dict[str, float] = field(default_factory=dict)
 
+    @property
+    def shown(self) -> str:
+        """Everything the model was shown besides our instructions (the output guard's
+        measure of what an answer may repeat)."""
+        return "\n".join([self.question, *(p.chunk.text for p in self.passages)])
+
 
 class AnswerService:
     def __init__(
@@ -63,6 +71,14 @@ class AnswerService:
         self._retrieval = retrieval
         self._answer = answer
         self._max_tokens = max_tokens
+        self._guard = OutputGuard(
+            text
+            for lang in ("en", "zh")
+            for text in (
+                self._prompts.render("answer_system", lang),
+                self._prompts.render("answer_user", lang, passages=[], question=""),
+            )
+        )
 
     @property
     def max_tokens(self) -> int:
@@ -95,7 +111,7 @@ class AnswerService:
             return plan
 
         t0 = time.perf_counter()
-        plan.passages = self._pack(question, lang, retrieval.passages)
+        plan.passages = _cleaned(self._pack(question, lang, retrieval.passages))
         plan.messages = self._messages(question, lang, plan.passages)
         plan.timings_ms["prompt_ms"] = (time.perf_counter() - t0) * 1000
         return plan
@@ -108,6 +124,7 @@ class AnswerService:
                 and p.chunk.metadata.get("answer")
                 and p.chunk.metadata.get("lang") == lang
                 and (p.dense_score or 0.0) >= self._retrieval.faq_direct_score
+                and not addresses_assistant(str(p.chunk.metadata["answer"]))
             ):
                 return p
         return None
@@ -156,20 +173,32 @@ class AnswerService:
         self, question: str, lang: Lang, passages: list[RetrievedChunk]
     ) -> list[ChatMessage]:
         view = [
-            {"n": n, "title": p.chunk.title, "text": p.chunk.text}
+            {"n": n, "title": strip_control_tokens(p.chunk.title), "text": p.chunk.text}
             for n, p in enumerate(passages, start=1)
         ]
         return [
             ChatMessage("system", self._prompts.render("answer_system", lang)),
             ChatMessage(
-                "user", self._prompts.render("answer_user", lang, passages=view, question=question)
+                "user",
+                self._prompts.render(
+                    "answer_user", lang, passages=view, question=strip_control_tokens(question)
+                ),
             ),
         ]
 
-    def finish(self, plan: Plan, raw: str) -> AnswerResult:
-        """The reply for the model's raw text: checked citations, or an honest refusal."""
+    def stream_guard(self, plan: Plan) -> StreamGuard:
+        """The output check for this plan's streamed answer."""
+        return StreamGuard(self._guard, plan.shown)
+
+    def finish(self, plan: Plan, raw: str, blocked: str | None = None) -> AnswerResult:
+        """The reply for the model's raw text: checked citations, or an honest refusal.
+
+        `blocked` is the stream guard's verdict when it stopped the answer part way.
+        """
         if plan.direct is not None:
             return plan.direct
+        if blocked:
+            return self.refusal(plan.lang, blocked)
         if not plan.passages:
             return self.refusal(plan.lang, "context_too_small")
         if not raw.strip() or citations.is_refusal(raw):
@@ -185,6 +214,26 @@ class AnswerService:
             return self.refusal(plan.lang, "unsupported")
         if checked.dropped_sentences:
             logger.info("dropped %d unsupported sentence(s)", checked.dropped_sentences)
+        verdict = self._guard.violation(checked.text, plan.shown)
+        if verdict:
+            return self.refusal(plan.lang, verdict)
         return AnswerResult(
             answer=checked.text, citations=checked.citations, grounded=True, outcome="generated"
         )
+
+
+def _cleaned(passages: list[RetrievedChunk]) -> list[RetrievedChunk]:
+    """The passages as the model may see them (see `app.rag.untrusted`)."""
+    out = []
+    for p in passages:
+        cleaned = clean_passage(p.chunk.text)
+        if cleaned.removed:
+            logger.info(
+                "passage %s: %d instruction-like sentence(s) removed", p.chunk.id, cleaned.removed
+            )
+        out.append(
+            p
+            if cleaned.text == p.chunk.text
+            else replace(p, chunk=replace(p.chunk, text=cleaned.text))
+        )
+    return out

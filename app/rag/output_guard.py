@@ -1,0 +1,116 @@
+"""The last check before text reaches a customer: no system prompt, no stranger's data.
+
+Prompt-side defences lower the odds that the model follows an injected order;
+this check does not depend on the model at all:
+- **system prompt**: any run of `window` characters (after folding case and
+  spaces) that also occurs in one of our system prompts blocks the answer;
+- **personal data**: an email address, phone number, order number or card-like
+  number in the answer must occur in what the model was shown (the passages and
+  the customer's own message); anything else is someone else's data, or made up.
+
+`StreamGuard` applies the same check while streaming, holding back the last
+`hold` characters so that a match is found before any of it is sent.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+_SPACES = re.compile(r"\s+")
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+_PERSONAL = re.compile(
+    r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"  # email
+    r"|\b[A-Z]{2}-\d{4}-\d{6}\b"  # order number (LL-2026-100001)
+    r"|(?<![\w-])\+?\d[\d ()-]{8,}\d(?![\w-])"  # phone or card: 10+ digits with separators
+)
+
+
+def _fold(text: str) -> str:
+    return _SPACES.sub(" ", text).strip().lower()
+
+
+def _digits(text: str) -> str:
+    return re.sub(r"\D", "", text)
+
+
+class OutputGuard:
+    """Why an answer must not be shown (`violation`), or None."""
+
+    def __init__(
+        self, system_prompts: Iterable[str], *, window: int = 24, cjk_window: int = 10
+    ) -> None:
+        """`window` characters of an English prompt, `cjk_window` of a Chinese one (a
+        Chinese character carries about a word)."""
+        self._shingles: dict[int, set[str]] = {window: set(), cjk_window: set()}
+        for prompt in system_prompts:
+            folded = _fold(prompt)
+            size = cjk_window if len(_CJK.findall(folded)) > len(folded) / 4 else window
+            self._shingles[size].update(
+                folded[start : start + size] for start in range(max(0, len(folded) - size + 1))
+            )
+
+    def leaks_system_prompt(self, text: str) -> bool:
+        folded = _fold(text)
+        return any(
+            folded[start : start + size] in shingles
+            for size, shingles in self._shingles.items()
+            for start in range(max(0, len(folded) - size + 1))
+        )
+
+    @staticmethod
+    def unknown_personal_data(text: str, shown: str) -> list[str]:
+        """Personal data in `text` that is not in `shown` (compared as digits for numbers)."""
+        shown_folded = shown.lower()
+        shown_digits = {_digits(m.group(0)) for m in _PERSONAL.finditer(shown)}
+        unknown: list[str] = []
+        for match in _PERSONAL.finditer(text):
+            value = match.group(0)
+            if "@" in value or ("-" in value and value[:2].isalpha()):
+                if value.lower() not in shown_folded:
+                    unknown.append(value)
+            elif len(_digits(value)) >= 10 and _digits(value) not in shown_digits:
+                unknown.append(value)
+        return unknown
+
+    def violation(self, text: str, shown: str) -> str | None:
+        if self.leaks_system_prompt(text):
+            return "blocked_system_prompt"
+        if self.unknown_personal_data(text, shown):
+            return "blocked_personal_data"
+        return None
+
+
+@dataclass
+class StreamGuard:
+    """Lets streamed text out only once the check has seen `hold` characters past it."""
+
+    guard: OutputGuard
+    shown: str
+    hold: int = 48
+    _text: str = ""
+    _sent: int = 0
+    blocked: str | None = field(default=None)
+
+    def feed(self, piece: str) -> str:
+        """The text that is now safe to send ('' when held back or blocked)."""
+        if self.blocked:
+            return ""
+        self._text += piece
+        self.blocked = self.guard.violation(self._text, self.shown)
+        if self.blocked:
+            return ""
+        safe = max(self._sent, len(self._text) - self.hold)
+        out, self._sent = self._text[self._sent : safe], safe
+        return out
+
+    def flush(self) -> str:
+        """The rest, once the model has finished, if the whole text passes."""
+        if self.blocked:
+            return ""
+        self.blocked = self.guard.violation(self._text, self.shown)
+        if self.blocked:
+            return ""
+        out, self._sent = self._text[self._sent :], len(self._text)
+        return out
