@@ -18,7 +18,7 @@ from app.domain import Citation, Filters, Lang, RetrievedChunk
 from app.llm.base import LLM, ChatMessage
 from app.prompts import PromptLibrary
 from app.rag import citations
-from app.rag.output_guard import OutputGuard, StreamGuard
+from app.rag.output_guard import OutputGuard, Shown, StreamGuard
 from app.rag.untrusted import addresses_assistant, clean_passage, strip_control_tokens
 from app.retrieval.hybrid import HybridRetriever, Retrieval
 from app.text import detect_lang
@@ -188,7 +188,7 @@ class AnswerService:
 
     def stream_guard(self, plan: Plan) -> StreamGuard:
         """The output check for this plan's streamed answer."""
-        return StreamGuard(self._guard, plan.shown)
+        return StreamGuard(self._guard, Shown.of(plan.shown))
 
     def finish(self, plan: Plan, raw: str, blocked: str | None = None) -> AnswerResult:
         """The reply for the model's raw text: checked citations, or an honest refusal.

@@ -18,13 +18,14 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from app.tools.identity import DEFAULT_ORDER_ID_PATTERN
+
 _SPACES = re.compile(r"\s+")
 _CJK = re.compile(r"[\u4e00-\u9fff]")
-_PERSONAL = re.compile(
-    r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"  # email
-    r"|\b[A-Z]{2}-\d{4}-\d{6}\b"  # order number (LL-2026-100001)
-    r"|(?<![\w-])\+?\d[\d ()-]{8,}\d(?![\w-])"  # phone or card: 10+ digits with separators
-)
+_WORDLIKE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+|" + DEFAULT_ORDER_ID_PATTERN)
+"""Emails and order numbers: compared as written (case folded)."""
+_NUMBER = re.compile(r"(?<![\w-])\+?\d[\d ()-]{8,}\d(?![\w-])")
+"""Phone or card numbers: 10+ digits with separators, compared as digits."""
 
 
 def _fold(text: str) -> str:
@@ -60,21 +61,19 @@ class OutputGuard:
         )
 
     @staticmethod
-    def unknown_personal_data(text: str, shown: str) -> list[str]:
+    def unknown_personal_data(text: str, shown: Shown | str) -> list[str]:
         """Personal data in `text` that is not in `shown` (compared as digits for numbers)."""
-        shown_folded = shown.lower()
-        shown_digits = {_digits(m.group(0)) for m in _PERSONAL.finditer(shown)}
-        unknown: list[str] = []
-        for match in _PERSONAL.finditer(text):
-            value = match.group(0)
-            if "@" in value or ("-" in value and value[:2].isalpha()):
-                if value.lower() not in shown_folded:
-                    unknown.append(value)
-            elif len(_digits(value)) >= 10 and _digits(value) not in shown_digits:
-                unknown.append(value)
+        seen = Shown.of(shown) if isinstance(shown, str) else shown
+        unknown = [
+            m.group(0) for m in _WORDLIKE.finditer(text) if m.group(0).lower() not in seen.folded
+        ]
+        for match in _NUMBER.finditer(text):
+            digits = _digits(match.group(0))
+            if len(digits) >= 10 and digits not in seen.digits:
+                unknown.append(match.group(0))
         return unknown
 
-    def violation(self, text: str, shown: str) -> str | None:
+    def violation(self, text: str, shown: Shown | str) -> str | None:
         if self.leaks_system_prompt(text):
             return "blocked_system_prompt"
         if self.unknown_personal_data(text, shown):
@@ -82,12 +81,28 @@ class OutputGuard:
         return None
 
 
+@dataclass(frozen=True)
+class Shown:
+    """What the model was shown, read once for the personal-data check."""
+
+    folded: str
+    digits: frozenset[str]
+
+    @classmethod
+    def of(cls, text: str) -> Shown:
+        return cls(text.lower(), frozenset(_digits(m.group(0)) for m in _NUMBER.finditer(text)))
+
+
 @dataclass
 class StreamGuard:
-    """Lets streamed text out only once the check has seen `hold` characters past it."""
+    """Lets streamed text out only once the check has seen `hold` characters past it.
+
+    Each new piece is checked with the `hold` characters before what is unsent (longer
+    than any system-prompt window), not the whole answer again; `flush` checks it whole.
+    """
 
     guard: OutputGuard
-    shown: str
+    shown: Shown
     hold: int = 48
     _text: str = ""
     _sent: int = 0
@@ -98,7 +113,9 @@ class StreamGuard:
         if self.blocked:
             return ""
         self._text += piece
-        self.blocked = self.guard.violation(self._text, self.shown)
+        self.blocked = self.guard.violation(
+            self._text[max(0, self._sent - self.hold) :], self.shown
+        )
         if self.blocked:
             return ""
         safe = max(self._sent, len(self._text) - self.hold)

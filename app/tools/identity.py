@@ -60,9 +60,16 @@ def issue_token(
     return f"{payload}.{_sign(payload, secret)}"
 
 
+# What `issue_token` makes: base64url, digits and dots.
+_TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_=.-]{1,512}")
+
+
 def verify_token(token: str, secret: str, *, now: float | None = None) -> str:
     """The customer id the token names; `InvalidToken` says why it was rejected."""
-    parts = token.strip().split(".")
+    token = token.strip()
+    if not _TOKEN_SHAPE.fullmatch(token):  # the HMAC below needs ASCII; headers carry any byte
+        raise InvalidToken("malformed")
+    parts = token.split(".")
     if len(parts) != 3 or not parts[1].isdigit():
         raise InvalidToken("malformed")
     payload = f"{parts[0]}.{parts[1]}"

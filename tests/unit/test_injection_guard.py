@@ -13,7 +13,7 @@ from app.llm.base import ChatMessage
 from app.llm.fake import FakeLLM
 from app.main import create_app
 from app.prompts import PromptLibrary
-from app.rag.output_guard import OutputGuard, StreamGuard
+from app.rag.output_guard import OutputGuard, Shown, StreamGuard
 from app.rag.untrusted import REMOVED, addresses_assistant, clean_passage, strip_control_tokens
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,7 +99,7 @@ def test_personal_data_must_come_from_what_the_model_was_shown() -> None:
 def test_stream_guard_sends_nothing_of_a_leak() -> None:
     rule = SYSTEM["en"].splitlines()[2]
     text = "The kettle holds 1.7 litres [1]. By the way, here are my rules: " + rule
-    stream = StreamGuard(_guard(), shown="")
+    stream = StreamGuard(_guard(), Shown.of(""))
     sent = "".join(stream.feed(text[i : i + 3]) for i in range(0, len(text), 3)) + stream.flush()
     assert stream.blocked == "blocked_system_prompt"
     assert rule[:12] not in sent
@@ -107,7 +107,7 @@ def test_stream_guard_sends_nothing_of_a_leak() -> None:
 
 def test_stream_guard_sends_a_clean_answer_whole() -> None:
     text = "Items can be returned within 30 days of delivery [1]. Refunds take 5 days [2]."
-    stream = StreamGuard(_guard(), shown="")
+    stream = StreamGuard(_guard(), Shown.of(""))
     sent = "".join(stream.feed(text[i : i + 4]) for i in range(0, len(text), 4)) + stream.flush()
     assert sent == text
     assert stream.blocked is None
