@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -118,6 +118,7 @@ class LlamaCppLLM:
         with self._lock:  # one context, one completion at a time
             deadline = Deadline(self._settings.timeout_s)  # waiting for the lock is not counted
             self._watch_prompt(deadline)
+            chunks: object = None
             try:
                 reuse = self._prefixes.prepare(prefix)
                 self.last = GenerationStats(reuse, len(prefix) if reuse != "none" else 0)
@@ -145,6 +146,9 @@ class LlamaCppLLM:
                 raise LLMError(f"generation failed: {exc}") from exc
             finally:
                 self._watch_prompt(None)
+                if isinstance(chunks, Generator):
+                    chunks.close()  # a completion left part-way (stop, deadline) ends here
+                _release_sampler(self._llm)
 
     def _watch_prompt(self, deadline: Deadline | None) -> None:
         """Let llama.cpp stop a decode under way once `deadline` passes (None: never).
@@ -164,6 +168,23 @@ class LlamaCppLLM:
     def _past_deadline(self, _data: Any) -> bool:
         deadline = self._deadline
         return deadline is not None and deadline.passed()
+
+
+def _release_sampler(llama: Any) -> None:
+    """Free the sampler chain of the completion that just ended, now.
+
+    llama-cpp-python (0.3.x) builds a new `LlamaSampler` for each completion and
+    drops the old one, but the object sits in a reference cycle (its own free
+    callback refers to it), so only Python's full garbage collection frees its
+    native chain, about 1.7 MB each for this model's vocabulary. A server with a
+    large heap rarely runs one: measured, the bare model grew 1.74 MB per
+    completion and the server 7-8 MB a minute under load. Closing it breaks the
+    cycle and frees the chain at once; the next completion builds its own.
+    """
+    sampler = getattr(llama, "_sampler", None)
+    if sampler is not None and hasattr(sampler, "close"):
+        sampler.close()
+        llama._sampler = None
 
 
 def _template(llama: Any) -> Any:
