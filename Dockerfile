@@ -1,6 +1,10 @@
-# ShopDesk image. CPU by default; `--build-arg CUDA=1` (with a CUDA base image, e.g.
-# --build-arg BASE=nvidia/cuda:12.4.1-devel-ubuntu22.04) compiles llama.cpp with CUDA
-# so that every layer is offloaded (n_gpu_layers defaults to all).
+# ShopDesk image. CPU by default:  docker build -t shopdesk .
+# GPU:  docker build --build-arg CUDA=1 --build-arg BASE=<image> -t shopdesk-cuda .
+# compiles llama.cpp with CUDA, so every layer is offloaded (n_gpu_layers defaults to all).
+# BASE must then hold the CUDA toolkit (nvcc) and Python 3.11 with pip, e.g. an
+# nvidia/cuda:12.x-devel image with python3.11 added; run it with `--gpus all`.
+# Checked here with hadolint only (tests/unit/test_dockerfile.py): no Docker engine runs on
+# the build machine, so the image itself has not been built.
 ARG BASE=python:3.11-slim-bookworm
 FROM ${BASE}
 
@@ -10,6 +14,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
     SHOPDESK_DATA_DIR=/data/shop SHOPDESK_MODEL_CACHE_DIR=/models \
     SHOPDESK_SERVER__HOST=0.0.0.0
 
+# The compilers for llama-cpp-python come from the base image's Debian release, whose
+# security updates we want: versions are pinned for Python packages, not for these.
+# hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends build-essential cmake git \
  && rm -rf /var/lib/apt/lists/*
@@ -32,8 +39,8 @@ COPY data/ data/
 RUN pip install --no-cache-dir --no-deps -e . \
  && shopdesk models install \
  && shopdesk ingest data/sample_shop/kb \
- && chown -R nobody /data /models
+ && chown -R 65534:65534 /data /models
 
 EXPOSE 8000
-USER nobody
+USER 65534:65534
 CMD ["shopdesk", "serve"]

