@@ -25,7 +25,12 @@ console = Console(stderr=True)
 
 
 def _setup_logging(verbose: bool = False) -> None:
-    setup_logging(verbose)  # personal data masked on every handler (app/logs.py)
+    try:
+        log_format = load_settings().log.format
+    except ValueError:  # `_settings()` reports it next, naming the variable
+        log_format = "text"
+    # personal data masked on every handler, the request id on every record (app/logs.py)
+    setup_logging(verbose, log_format=log_format)
 
 
 def _settings() -> Settings:
@@ -43,19 +48,24 @@ def ingest(
 ) -> None:
     """Load, chunk, embed and store documents; unchanged ones are skipped."""
     from app.container import build_embedder, build_store
+    from app.retrieval.lock import index_lock
     from ingest.pipeline import ingest as run_ingest
 
     _setup_logging()
     settings = _settings()
     embedder = build_embedder(settings)
     store = build_store(settings)
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    ) as bar:
+    # One writer at a time: a server's documents API writes the same store and index.
+    with (
+        index_lock(settings.data_dir),
+        Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        ) as bar,
+    ):
         task = bar.add_task("embedding documents", total=None)
         report = run_ingest(
             paths,
@@ -102,7 +112,7 @@ def serve(
     from app.main import create_app
 
     settings = _settings()
-    setup_logging(order_id_pattern=settings.tools.order_id_pattern)
+    setup_logging(order_id_pattern=settings.tools.order_id_pattern, log_format=settings.log.format)
     uvicorn.run(
         create_app(settings),
         host=host or settings.server.host,

@@ -24,8 +24,10 @@ _ORIGIN = re.compile(r"https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?")
 
 
 class LLMSettings(BaseModel):
-    backend: Literal["llamacpp", "fake"] = Field(
-        "llamacpp", description="llamacpp: GGUF in process; fake: deterministic, unit tests only."
+    backend: Literal["llamacpp", "openai", "fake"] = Field(
+        "llamacpp",
+        description="llamacpp: GGUF in process; openai: an OpenAI-compatible model server "
+        "at `base_url` (e.g. llama_cpp.server on the GPU machine); fake: unit tests only.",
     )
     model: PackagedChatModel = Field(
         "qwen2.5-coder-1.5b", description="Packaged GGUF model assembled from PyPI parts."
@@ -55,6 +57,33 @@ class LLMSettings(BaseModel):
         description="Deadline of one generation, from when the model starts on it; past it "
         "the generation stops and the turn ends with a model_timeout error.",
     )
+    base_url: str | None = Field(
+        None,
+        description="openai backend: the model server's API root, e.g. http://gpu-box:8080/v1 "
+        "(requests go to {base_url}/chat/completions).",
+    )
+    api_key: SecretStr | None = Field(
+        None, description="openai backend: bearer key the model server expects (--api_key)."
+    )
+    remote_model: str | None = Field(
+        None,
+        description="openai backend: the model name sent with each request; unset = `model` "
+        "(start llama_cpp.server with --model_alias set to it).",
+    )
+    tokenizer: Literal["gguf", "cl100k"] = Field(
+        "gguf",
+        description="openai backend: how prompts are measured. gguf: the vocabulary of the "
+        "`model`/`model_path` GGUF on this machine (exact, vocabulary only: ~90 MB); cl100k: "
+        "an estimate without the file (equal for English, ~1.4x for Chinese: packs less).",
+    )
+
+    @model_validator(mode="after")
+    def _remote_needs_url(self) -> LLMSettings:
+        if self.backend == "openai" and not self.base_url:
+            raise ValueError("llm.backend=openai needs SHOPDESK_LLM__BASE_URL")
+        if self.base_url and not re.fullmatch(r"https?://\S+", self.base_url):
+            raise ValueError(f"SHOPDESK_LLM__BASE_URL is not an http(s) URL: {self.base_url!r}")
+        return self
 
 
 class EmbeddingSettings(BaseModel):
@@ -80,11 +109,30 @@ class EmbeddingSettings(BaseModel):
 
 
 class StoreSettings(BaseModel):
-    backend: Literal["chroma", "memory"] = Field(
-        "chroma", description="chroma: PersistentClient in the data dir; memory: unit tests."
+    backend: Literal["chroma", "chroma-http", "memory"] = Field(
+        "chroma",
+        description="chroma: PersistentClient in the data dir; chroma-http: a chroma server "
+        "(`chroma run`) at `url`, shared by every replica; memory: unit tests.",
     )
     collection: str = Field("shopdesk", min_length=1, description="Chroma collection name.")
     batch_size: int = Field(256, ge=1, description="Chunks per upsert call.")
+    url: str | None = Field(
+        None, description="chroma-http: the chroma server, e.g. http://chroma-box:8000."
+    )
+    refresh_s: float = Field(
+        30.0,
+        ge=0,
+        description="chroma-http: how often a server asks the chroma server whether an "
+        "ingest elsewhere changed it (then it rebuilds its BM25 index from it); 0 = never.",
+    )
+
+    @model_validator(mode="after")
+    def _http_needs_url(self) -> StoreSettings:
+        if self.backend == "chroma-http" and not self.url:
+            raise ValueError("store.backend=chroma-http needs SHOPDESK_STORE__URL")
+        if self.url and not re.fullmatch(r"https?://[^/\s]+/?", self.url):
+            raise ValueError(f"SHOPDESK_STORE__URL must be http(s)://host[:port], not {self.url!r}")
+        return self
 
 
 class ChunkingSettings(BaseModel):
@@ -144,6 +192,11 @@ class ServerSettings(BaseModel):
     port: int = Field(8000, ge=1, le=65535, description="Bind port.")
     max_message_chars: int = Field(2000, ge=1, description="Longest chat message accepted.")
     max_body_bytes: int = Field(65536, ge=1024, description="Largest request body accepted.")
+    max_upload_bytes: int = Field(
+        20 * 1024 * 1024,
+        ge=1024,
+        description="Largest body of a document upload (POST /v1/admin/documents, all files).",
+    )
     rate_limit_per_minute: int = Field(
         30, ge=0, description="Chat requests one client may send per minute, sustained; 0 = off."
     )
@@ -160,6 +213,11 @@ class ServerSettings(BaseModel):
         description="Other origins whose pages may call the API (JSON list, e.g. "
         '["https://shop.example"]); empty = same origin only.',
     )
+    metrics_public: bool = Field(
+        False,
+        description="GET /metrics without the admin key: only for a scraper that reaches the "
+        "server over a private network; otherwise it sends the key like the admin routes.",
+    )
 
     @field_validator("cors_origins")
     @classmethod
@@ -171,6 +229,14 @@ class ServerSettings(BaseModel):
                     "https://shop.example (scheme, host, optional port; no path, no *)"
                 )
         return origins
+
+
+class LogSettings(BaseModel):
+    format: Literal["text", "json"] = Field(
+        "text",
+        description="text: one line per record ending in request_id=…; json: one JSON object "
+        "per line (time, level, logger, message, request_id), for a log collector.",
+    )
 
 
 class DbSettings(BaseModel):
@@ -285,6 +351,7 @@ class Settings(BaseSettings):
     db: DbSettings = DbSettings()
     dialogue: DialogueSettings = DialogueSettings()
     tools: ToolsSettings = ToolsSettings()
+    log: LogSettings = LogSettings()
     admin_api_key: SecretStr | None = Field(
         None,
         description="Bearer key for the agent and admin routes; unset = those routes are off.",
@@ -305,6 +372,11 @@ class Settings(BaseSettings):
     @property
     def bm25_path(self) -> Path:
         return self.data_dir / "bm25.json.gz"
+
+    @property
+    def uploads_dir(self) -> Path:
+        """Files uploaded through the documents API, kept so a reindex can read them again."""
+        return self.data_dir / "uploads"
 
 
 def load_settings() -> Settings:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Protocol, runtime_checkable
 
 from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
 
 from app import models
 from app.config import Settings
@@ -18,7 +20,7 @@ from app.db.repository import ConversationStore
 from app.dialogue.analyse import Analyser, IntentModel
 from app.dialogue.fake import KeywordIntentClassifier
 from app.dialogue.intent import IntentClassifier
-from app.dialogue.service import DialogueService
+from app.dialogue.service import DialogueService, TurnObserver
 from app.domain import Citation, Lang
 from app.embeddings import (
     Embedder,
@@ -38,7 +40,14 @@ from app.rag.citations import best_snippet
 from app.rag.rewrite import Rewriter
 from app.retrieval.bm25 import BM25Index, refresh_bm25
 from app.retrieval.hybrid import HybridRetriever
-from app.retrieval.store import ChromaStore, MemoryStore, VectorStore
+from app.retrieval.lock import index_lock
+from app.retrieval.store import (
+    ChromaHttpStore,
+    ChromaStore,
+    MemoryStore,
+    VectorStore,
+    VersionedStore,
+)
 from app.text import words
 from app.tools.catalog import CatalogTool
 from app.tools.eligibility import ReturnPolicy
@@ -81,6 +90,11 @@ def build_store(settings: Settings) -> VectorStore:
             return ChromaStore(
                 settings.chroma_dir, settings.store.collection, batch_size=settings.store.batch_size
             )
+        case "chroma-http":
+            assert settings.store.url is not None  # StoreSettings checks it
+            return ChromaHttpStore(
+                settings.store.url, settings.store.collection, batch_size=settings.store.batch_size
+            )
 
 
 def build_llm(settings: Settings) -> LLM:
@@ -93,25 +107,52 @@ def build_llm(settings: Settings) -> LLM:
 
             path = models.chat_model_path(cfg.model, cfg.model_path, settings.model_cache_dir)
             return LlamaCppLLM(path, cfg)
+        case "openai":
+            from app.llm.remote import RemoteLLM, cl100k_counter, gguf_counter
+
+            counter = (
+                cl100k_counter()
+                if cfg.tokenizer == "cl100k"
+                else gguf_counter(
+                    models.chat_model_path(cfg.model, cfg.model_path, settings.model_cache_dir)
+                )
+            )
+            return RemoteLLM(cfg, counter)
 
 
 class LexicalIndex:
-    """The BM25 index in use; swapped atomically after an ingest."""
+    """The BM25 index in use; swapped atomically after an ingest.
+
+    Readers take `current` without a lock: a reload builds the new index aside and
+    replaces the reference in one assignment, so a request sees the old index or the
+    new one, never half of either. The reload runs under the data dir's write lock,
+    so it never reads (or rebuilds) the index while an ingest is writing it.
+    """
 
     def __init__(self, store: VectorStore, settings: Settings) -> None:
         self._store = store
         self._path = settings.bm25_path
+        self._data_dir = settings.data_dir
         self._lock = threading.Lock()
+        self._seen: str | None = None
         self.current = self.reload()
 
     def reload(self) -> BM25Index:
-        with self._lock:
+        with self._lock, index_lock(self._data_dir):
+            if isinstance(self._store, VersionedStore):
+                # Read before the scan: an ingest that publishes meanwhile is seen next time.
+                self._seen = self._store.version()
             if refresh_bm25(self._store, self._path):
                 logger.warning("BM25 index was missing or stale; rebuilt from the vector store")
             index = BM25Index.load(self._path)
             assert index is not None
             self.current = index
             return index
+
+    def changed_elsewhere(self) -> bool:
+        """Whether a shared store (a chroma server) has a version this index was not
+        reloaded for: an ingest on another machine changed it. Each version counts once."""
+        return isinstance(self._store, VersionedStore) and self._store.version() != self._seen
 
 
 @dataclass
@@ -124,6 +165,24 @@ class Container:
     retriever: HybridRetriever
     answers: AnswerService
     prompts: PromptLibrary
+    listeners: list[Callable[[], None]] = field(default_factory=list)
+    """Caches of the documents beside the BM25 index (the product catalogue), refreshed
+    by `documents_changed`."""
+
+    def documents_changed(self) -> None:
+        """Make this process see the store as it is now: after the documents API (or a
+        reindex following a CLI ingest) changed it. Safe while requests are served."""
+        self.lexical.reload()
+        for listener in self.listeners:
+            listener()
+
+    def catch_up(self) -> bool:
+        """Reload as after a local change when an ingest elsewhere changed the shared store."""
+        if not self.lexical.changed_elsewhere():
+            return False
+        logger.info("the vector store was changed by another process; reloading its indexes")
+        self.documents_changed()
+        return True
 
     def gate(self) -> GenerationGate:
         """A fresh gate; it must be created inside the running event loop."""
@@ -143,6 +202,23 @@ def build_container(settings: Settings, *, llm: LLM | None = None) -> Container:
         retriever, model, prompts, settings.retrieval, settings.answer, settings.llm.max_tokens
     )
     return Container(settings, embedder, store, lexical, model, retriever, answers, prompts)
+
+
+async def follow_store(container: Container) -> None:
+    """Until cancelled, every `store.refresh_s`, catch up with ingests made elsewhere.
+
+    Only a store shared between machines (chroma-http) has versions to follow; with
+    any other store, or `refresh_s` = 0, this returns at once.
+    """
+    interval = container.settings.store.refresh_s
+    if interval <= 0 or not isinstance(container.store, VersionedStore):
+        return
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await run_in_threadpool(container.catch_up)
+        except Exception:  # a chroma server restarting must not end the loop
+            logger.warning("could not check the vector store for changes", exc_info=True)
 
 
 @runtime_checkable
@@ -166,10 +242,13 @@ def embedding_name(settings: Settings) -> str:
     return str(e.model_path) if e.model_path else f"{e.backend}:{e.model}"
 
 
-def build_dialogue(container: Container, gate: GenerationGate) -> DialogueService:
+def build_dialogue(
+    container: Container, gate: GenerationGate, observer: TurnObserver | None = None
+) -> DialogueService:
     """The conversation layer on top of the container: database, analysis, policy, rewriting.
 
-    `gate` comes from `container.gate()`, called inside the running event loop.
+    `gate` comes from `container.gate()`, called inside the running event loop; `observer`
+    is told about every finished turn (the server's metrics).
     """
     settings = container.settings
     engine = make_engine(database_url(settings.data_dir, settings.db.url))
@@ -202,6 +281,7 @@ def build_dialogue(container: Container, gate: GenerationGate) -> DialogueServic
         probe,
         d.history_turns,
         build_tools(container, engine),
+        observer,
     )
 
 
@@ -215,6 +295,7 @@ def build_tools(container: Container, engine: Engine) -> ShopTools:
     catalog = ProductCatalog(
         container.store, container.retriever, container.settings.retrieval.candidates
     )
+    container.listeners.append(catalog.refresh)  # a changed price keeps the chunk count
     retriever, llm, prompts = container.retriever, container.llm, container.prompts
 
     def cite(query: str, lang: Lang) -> Citation | None:

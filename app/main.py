@@ -2,23 +2,47 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 
-from app.api import admin, agent, chat, conversations, errors, health, ratelimit, search
+from app.api import (
+    admin,
+    agent,
+    chat,
+    conversations,
+    documents,
+    errors,
+    health,
+    openai_compat,
+    ratelimit,
+    search,
+    widget,
+)
+from app.api import metrics as metrics_route
 from app.api.bodylimit import BodyLimitMiddleware
 from app.config import Settings, load_settings
-from app.container import build_container, build_dialogue, warm_up
+from app.container import build_container, build_dialogue, follow_store, warm_up
 from app.llm.base import LLM
+from app.observability.asgi import ObservedFastAPI
+from app.observability.metrics import Metrics
+from app.observability.request_id import HEADER as REQUEST_ID_HEADER
+from ingest.documents import DocumentService
 
 logger = logging.getLogger(__name__)
 # The request headers the API reads; a browser on an allowed origin may send these.
-_CORS_HEADERS = ["Content-Type", "Authorization", "X-API-Key", "X-Customer-Token"]
+_CORS_HEADERS = [
+    "Content-Type",
+    "Authorization",
+    "X-API-Key",
+    "X-Customer-Token",
+    REQUEST_ID_HEADER,
+]
 
 
 def create_app(settings: Settings | None = None, *, llm: LLM | None = None) -> FastAPI:
@@ -30,18 +54,38 @@ def create_app(settings: Settings | None = None, *, llm: LLM | None = None) -> F
         container = await run_in_threadpool(lambda: build_container(settings, llm=llm))
         await run_in_threadpool(warm_up, container)
         app.state.container = container
+        app.state.documents = DocumentService(
+            settings, container.store, container.embedder, container.documents_changed
+        )
         gate = container.gate()
-        app.state.dialogue = await run_in_threadpool(build_dialogue, container, gate)
+        metrics.watch_queue(gate)
+        app.state.dialogue = await run_in_threadpool(
+            build_dialogue, container, gate, observer=metrics
+        )
         logger.info("ShopDesk ready: %d chunks in the store", container.store.count())
-        yield
+        # A chroma server shared with other replicas: follow ingests made elsewhere.
+        follower = asyncio.create_task(follow_store(container))
+        try:
+            yield
+        finally:
+            follower.cancel()
+            with suppress(asyncio.CancelledError):
+                await follower
 
-    app = FastAPI(title="ShopDesk", version="0.1.0", lifespan=lifespan)
+    # One registry per app; the request id and the HTTP metrics wrap everything, 500s too.
+    metrics = Metrics()
+    app = ObservedFastAPI(metrics, title="ShopDesk", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
+    app.state.metrics = metrics
     errors.install(app)
     ratelimit.install(app, settings.server)
 
     # Counts the body as it is read: a chunked body has no Content-Length to check.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.server.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.server.max_body_bytes,
+        larger={documents.UPLOAD_PATH: settings.server.max_upload_bytes},
+    )
 
     # Added last, so outermost: preflights and error replies get the CORS headers too.
     if settings.server.cors_origins:  # none = same origin only (the widget's case)
@@ -50,13 +94,17 @@ def create_app(settings: Settings | None = None, *, llm: LLM | None = None) -> F
             allow_origins=settings.server.cors_origins,
             allow_methods=["GET", "POST"],
             allow_headers=_CORS_HEADERS,
-            expose_headers=["Retry-After"],
+            expose_headers=["Retry-After", REQUEST_ID_HEADER],
         )
 
     app.include_router(health.router)
     app.include_router(chat.router)
+    app.include_router(openai_compat.router)
     app.include_router(search.router)
     app.include_router(conversations.router)
     app.include_router(agent.router)
     app.include_router(admin.router)
+    app.include_router(documents.router)
+    app.include_router(metrics_route.router)
+    app.include_router(widget.router)  # GET /, /widget.js, /assets/*: the chat page
     return app

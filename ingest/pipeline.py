@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from app.config import ChunkingSettings
 from app.domain import Chunk, Document
@@ -27,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
 """Called with (documents done, documents to embed)."""
+Change = Literal["added", "updated", "unchanged"]
 
 
 @dataclass
@@ -48,6 +50,12 @@ class IngestReport:
     pruned_skipped: bool = False
     seconds: float = 0.0
     failures: list[FileFailure] = field(default_factory=list)
+    doc_chunks: dict[str, int] = field(default_factory=dict)
+    """Chunks each loaded document has in the store after the run."""
+    doc_change: dict[str, Change] = field(default_factory=dict)
+    """What the run did to each loaded document."""
+    deleted_ids: list[str] = field(default_factory=list)
+    chunks_deleted: int = 0
 
     @property
     def ok(self) -> bool:
@@ -117,13 +125,57 @@ def ingest(
     started = time.perf_counter()
     report = IngestReport()
     docs = load_documents(paths, report)
+    report.seconds = time.perf_counter() - started
+    return write_documents(
+        docs,
+        embedder=embedder,
+        store=store,
+        chunking=chunking,
+        bm25_path=bm25_path,
+        report=report,
+        prune=prune,
+        batch_chunks=batch_chunks,
+        progress=progress,
+    )
+
+
+def write_documents(
+    docs: Sequence[Document],
+    *,
+    embedder: Embedder,
+    store: VectorStore,
+    chunking: ChunkingSettings,
+    bm25_path: Path,
+    report: IngestReport | None = None,
+    prune: bool = False,
+    remove: Iterable[str] = (),
+    rebuild_bm25: bool = False,
+    batch_chunks: int = 64,
+    progress: Progress | None = None,
+) -> IngestReport:
+    """Store loaded documents: the one write path of the CLI and the documents API.
+
+    Unchanged documents are skipped by hash, changed ones replace their chunks,
+    `remove` names documents to delete in the same run (unless they are among
+    `docs`), `prune` deletes every stored document not among `docs`. The BM25
+    index is rebuilt when anything changed (always with `rebuild_bm25`).
+    """
+    started = time.perf_counter()
+    report = report if report is not None else IngestReport()
     report.documents = len(docs)
-    stored, incomplete = stored_documents(store.scan())
+    existing = list(store.scan())
+    stored, incomplete = stored_documents(existing)
+    in_store = Counter(c.doc_id for c in existing)
 
     todo = [d for d in docs if stored.get(d.id) != stored_hash(d, chunking)]
     report.unchanged = len(docs) - len(todo)
     report.updated = sum(1 for d in todo if d.id in stored or d.id in incomplete)
     report.added = len(todo) - report.updated
+    for doc in docs:
+        report.doc_chunks[doc.id] = in_store[doc.id]
+        report.doc_change[doc.id] = "unchanged"
+    for doc in todo:
+        report.doc_change[doc.id] = "updated" if doc.id in in_store else "added"
 
     done = 0
     pending_docs: list[Document] = []
@@ -144,14 +196,17 @@ def ingest(
             progress(done, len(todo))
 
     for doc in todo:
+        chunks = chunk_document(doc, chunking)
+        report.doc_chunks[doc.id] = len(chunks)
         pending_docs.append(doc)
-        pending_chunks.extend(chunk_document(doc, chunking))
+        pending_chunks.extend(chunks)
         if len(pending_chunks) >= batch_chunks:
             flush()
     flush()
 
     loaded_ids = {d.id for d in docs}
     orphans = incomplete - loaded_ids
+    orphans |= (set(remove) & set(in_store)) - loaded_ids
     if prune:
         if report.failures:
             report.pruned_skipped = True
@@ -161,7 +216,11 @@ def ingest(
     if orphans:
         store.delete_documents(sorted(orphans))
         report.deleted = len(orphans)
+        report.deleted_ids = sorted(orphans)
+        report.chunks_deleted = sum(in_store[d] for d in orphans)
 
-    report.bm25_rebuilt = refresh_bm25(store, bm25_path, force=bool(todo or orphans))
-    report.seconds = time.perf_counter() - started
+    report.bm25_rebuilt = refresh_bm25(
+        store, bm25_path, force=rebuild_bm25 or bool(todo or orphans)
+    )
+    report.seconds += time.perf_counter() - started
     return report

@@ -6,10 +6,13 @@ without one (chunked transfer encoding) has no size to check up front, so every
 read raises `BodyTooLarge`: FastAPI's body parsing lets Starlette HTTP exceptions
 through, so the app's handler answers 413 in the one error shape; should the
 exception escape some other reader, this middleware answers it itself. Nothing past
-the limit is kept in memory, and the 413 closes the connection.
+the limit is kept in memory, and the 413 closes the connection. A few paths (the
+documents upload) take a larger limit of their own (`larger`).
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -30,24 +33,29 @@ class BodyTooLarge(HTTPException):
 
 
 class BodyLimitMiddleware:
-    """Pure ASGI: a 413 for any HTTP request whose body is larger than `max_bytes`."""
+    """Pure ASGI: a 413 for any HTTP request whose body is larger than `max_bytes`
+    (or than `larger[path]` on the paths named there)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, larger: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.larger = dict(larger or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.larger.get(scope["path"], self.max_bytes)
         declared = _content_length(scope)
         if declared == -1:
             await error_response(400, "bad_request", "Content-Length is not a number")(
                 scope, receive, send
             )
             return
-        if declared is not None and declared > self.max_bytes:
-            await self._too_large(scope, receive, send)
+        if declared is not None and declared > limit:
+            await self._too_large(scope, receive, send, limit)
             return
 
         seen = 0
@@ -57,13 +65,13 @@ class BodyLimitMiddleware:
         async def counted_receive() -> Message:
             nonlocal seen, over
             if over:
-                raise BodyTooLarge(self.max_bytes)
+                raise BodyTooLarge(limit)
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > limit:
                     over = True
-                    raise BodyTooLarge(self.max_bytes)
+                    raise BodyTooLarge(limit)
             return message
 
         async def watched_send(message: Message) -> None:
@@ -79,11 +87,11 @@ class BodyLimitMiddleware:
         except BodyTooLarge:
             if started:  # too late for a status code; the server closes the connection
                 raise
-            await self._too_large(scope, receive, send)
+            await self._too_large(scope, receive, send, limit)
 
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         response = error_response(
-            413, "payload_too_large", f"request body over {self.max_bytes} bytes", _CLOSE
+            413, "payload_too_large", f"request body over {limit} bytes", _CLOSE
         )
         await response(scope, receive, send)
 

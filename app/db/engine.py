@@ -14,7 +14,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
@@ -22,6 +22,8 @@ logger = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 DB_FILENAME = "shopdesk.db"
+MIGRATION_LOCK = 0x5D0E5C_0001
+"""PostgreSQL advisory-lock key held while migrating (any constant no one else uses)."""
 
 
 def database_url(data_dir: Path, url: str | None) -> str:
@@ -80,9 +82,16 @@ def alembic_config() -> Config:
 
 
 def upgrade(engine: Engine) -> None:
-    """Migrate the database to the newest schema; a no-op when it is already there."""
+    """Migrate the database to the newest schema; a no-op when it is already there.
+
+    Replicas that start together would migrate together, and on PostgreSQL all but one
+    would fail (two CREATE TABLEs of one name). The first takes an advisory lock for its
+    transaction; the others wait for it and then find the schema at head.
+    """
     config = alembic_config()
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
     logger.info("database schema at head (%s)", engine.url.render_as_string(hide_password=True))

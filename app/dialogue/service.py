@@ -11,10 +11,10 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import asdict, replace
 from itertools import pairwise
-from typing import Any
+from typing import Any, Protocol
 
 from starlette.concurrency import run_in_threadpool
 
@@ -43,6 +43,14 @@ LOGGED_TRANSCRIPT_MESSAGE_CHARS = 500
 """The same for each message of a hand-off's transcript copy in the log."""
 
 
+class TurnObserver(Protocol):
+    """Told once about every finished turn (the server's metrics)."""
+
+    def turn_finished(
+        self, outcome: str, timings_ms: Mapping[str, float], handoff_reason: str | None
+    ) -> None: ...
+
+
 class SessionNotFound(LookupError):
     """A `session_id` this shop never issued (or one that was deleted)."""
 
@@ -68,6 +76,7 @@ class DialogueService:
         probe: Callable[[str], float | None],
         history_turns: int,
         tools: ShopTools | None = None,
+        observer: TurnObserver | None = None,
     ) -> None:
         self._chat = chat
         self._store = store
@@ -77,6 +86,7 @@ class DialogueService:
         self._probe = probe
         self._history_turns = history_turns
         self._tools = tools
+        self._observer = observer
 
     @property
     def gate(self) -> GenerationGate:
@@ -245,8 +255,12 @@ class DialogueService:
         turn.timings_ms["total_ms"] = (time.perf_counter() - turn.started) * 1000
         await run_in_threadpool(turn.save_reply, self._store, text, outcome)
         turn.log(outcome)
-        if ticket is not None and outcome != "queued":  # "queued": the ticket was opened before
-            await run_in_threadpool(self._log_handoff, ticket)
+        opened = ticket if outcome != "queued" else None  # "queued": the ticket was opened before
+        if opened is not None:
+            await run_in_threadpool(self._log_handoff, opened)
+        if self._observer is not None:
+            reason = opened.reason if opened is not None else None
+            self._observer.turn_finished(outcome, turn.timings_ms, reason)
         return turn.reply(text, outcome, ticket).as_dict()
 
     def _log_handoff(self, ticket: TicketRecord) -> None:

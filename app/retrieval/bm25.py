@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from app.domain import Chunk, Filters, Metadata
-from app.retrieval.store import VectorStore, matches
+from app.retrieval.store import VectorStore, VersionedStore, matches
 from app.text import words
 
 _FORMAT = 1
@@ -145,11 +145,19 @@ class BM25Index:
 
 
 def refresh_bm25(store: VectorStore, path: Path, *, force: bool = False) -> bool:
-    """Rebuild the BM25 file from the store when forced or when it disagrees with it."""
+    """Rebuild the BM25 file from the store when forced or when it disagrees with it.
+
+    `force` means the caller (an ingest) has just changed the store: a store shared by
+    several servers (`VersionedStore`) then gets the new fingerprint as its version, so
+    the other servers rebuild their own index from it. A shared store with no version
+    yet (ingested before versions existed) gets one from whoever looks first.
+    """
     chunks = list(store.scan())
-    if not force:
-        current = BM25Index.load(path)
-        if current is not None and current.fingerprint == fingerprint(chunks):
-            return False
-    BM25Index.build(chunks).save(path)
-    return True
+    version = fingerprint(chunks)
+    current = None if force else BM25Index.load(path)
+    rebuilt = current is None or current.fingerprint != version
+    if rebuilt:
+        BM25Index.build(chunks).save(path)
+    if isinstance(store, VersionedStore) and (force or store.version() is None):
+        store.set_version(version)
+    return rebuilt

@@ -1,7 +1,9 @@
 """Vector stores behind one Protocol: chromadb on disk, and an in-memory fake.
 
 Scores are cosine similarities (higher is closer) whatever the backend keeps
-internally, so the answerability gate reads the same number everywhere.
+internally, so the answerability gate reads the same number everywhere. A chroma
+server (`ChromaHttpStore`) is shared by several app servers, so it also carries a
+version of its contents, which tells each of them when to rebuild its BM25 index.
 """
 
 from __future__ import annotations
@@ -9,7 +11,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -33,6 +36,20 @@ class VectorStore(Protocol):
     def scan(self) -> Iterator[Chunk]: ...
 
     def count(self) -> int: ...
+
+
+@runtime_checkable
+class VersionedStore(Protocol):
+    """A store shared between processes that says which ingest its contents come from.
+
+    The version is the BM25 fingerprint of the chunks the last ingest left (see
+    `app.retrieval.bm25.refresh_bm25`, which publishes it): a server whose index has
+    another fingerprint rebuilds it, without scanning the store on every check.
+    """
+
+    def version(self) -> str | None: ...
+
+    def set_version(self, version: str) -> None: ...
 
 
 def matches(metadata: Metadata, filters: Filters | None) -> bool:
@@ -62,13 +79,17 @@ class ChromaStore:
         from chromadb.config import Settings as ChromaSettings
 
         path.mkdir(parents=True, exist_ok=True)
-        self._client = chromadb.PersistentClient(
+        client = chromadb.PersistentClient(
             path=str(path), settings=ChromaSettings(anonymized_telemetry=False)
         )
-        self._collection = self._client.get_or_create_collection(
+        self._attach(client, collection, batch_size)
+
+    def _attach(self, client: Any, collection: str, batch_size: int) -> None:
+        self._client = client
+        self._collection = client.get_or_create_collection(
             collection, embedding_function=None, metadata={"hnsw:space": "cosine"}
         )
-        self._batch = max(1, min(batch_size, self._client.get_max_batch_size()))
+        self._batch = max(1, min(batch_size, client.get_max_batch_size()))
 
     def upsert(self, chunks: Sequence[Chunk], vectors: Vectors) -> None:
         for start in range(0, len(chunks), self._batch):
@@ -134,6 +155,54 @@ class ChromaStore:
 
     def count(self) -> int:
         return int(self._collection.count())
+
+
+VERSION_KEY = "shopdesk:version"
+"""The collection metadata key holding the contents' version."""
+
+
+class StoreUnavailable(RuntimeError):
+    """The configured vector store cannot be reached or opened."""
+
+
+class ChromaHttpStore(ChromaStore):
+    """A chroma server (`chroma run`): one copy of the vectors for every app server.
+
+    The ingest CLI and the documents API write to it from any machine; each server
+    keeps its own BM25 index (a file in its data dir), rebuilt from the server when
+    the version in the collection's metadata changes (`VersionedStore`).
+    """
+
+    def __init__(self, url: str, collection: str, *, batch_size: int = 256) -> None:
+        import chromadb
+        import httpx
+        from chromadb.config import Settings as ChromaSettings
+        from chromadb.errors import ChromaError
+
+        parts = urlsplit(url)
+        https = parts.scheme == "https"
+        try:
+            client = chromadb.HttpClient(
+                host=parts.hostname or "127.0.0.1",
+                port=parts.port or (443 if https else 8000),
+                ssl=https,
+                settings=ChromaSettings(anonymized_telemetry=False),
+            )
+            self._attach(client, collection, batch_size)
+        except (ValueError, ChromaError, httpx.HTTPError) as exc:  # "could not connect": ValueError
+            raise StoreUnavailable(f"chroma server at {url} cannot be used: {exc}") from exc
+        self._name = collection
+
+    def version(self) -> str | None:
+        """The version the last ingest published (None before the first one)."""
+        fresh = self._client.get_collection(self._name, embedding_function=None)
+        value = (fresh.metadata or {}).get(VERSION_KEY)
+        return value if isinstance(value, str) else None
+
+    def set_version(self, version: str) -> None:
+        # Only this key: chroma refuses a metadata update that names the distance again
+        # (the collection's configuration keeps it, cosine).
+        self._collection.modify(metadata={VERSION_KEY: version})
 
 
 class MemoryStore:
