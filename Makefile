@@ -23,13 +23,15 @@ export SHOPDESK_TOOLS__TODAY ?= 2026-10-16
 
 setup: system-deps $(STAMP) models
 
-# Debian packages the tests drive for real: Chromium (the widget's browser test) and
-# PostgreSQL (the scale-out test starts its own server). Installed only when missing;
-# needs root and the Debian mirror, as on CI. Anything else fails with the command to run.
+# Debian packages the tests drive for real: Chromium (the widget's browser test; a CJK font
+# so its Chinese screenshots are legible) and PostgreSQL (the scale-out test starts its own).
+# Installed only when missing; needs root and the Debian mirror, as on CI; elsewhere it
+# fails with the command to run.
 system-deps:
 	@missing=""; \
 	test -x /usr/bin/chromium || missing="$$missing chromium"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	test -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc || missing="$$missing fonts-wqy-microhei"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 			echo "installing Debian packages:$$missing"; \

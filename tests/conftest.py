@@ -24,3 +24,13 @@ def shop_dir() -> Path:
 def real_settings(data_dir: Path, **overrides: object) -> Settings:
     """Settings with the real backends and the shared, already-assembled model cache."""
     return Settings(data_dir=data_dir, model_cache_dir=MODEL_CACHE, **overrides)  # type: ignore[arg-type]
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects anything
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Each test's kind comes from its folder, so `pytest -m unit` (`make test-unit`) cannot
+    miss a file that forgot its `pytestmark`."""
+    for item in items:
+        kind = item.path.parent.name
+        if kind in ("unit", "integration", "e2e") and item.get_closest_marker(kind) is None:
+            item.add_marker(kind)
