@@ -48,6 +48,9 @@ from eval.bench.stats import summary_ms
 SAMPLE = Path("data/sample_shop")
 ABUSER = "10.66.6.6"
 SAMPLE_EVERY_S = 5.0
+# RSS growth allowed over the second half of the load. Measured: +49.7 MiB in 4 min while each
+# completion leaked its sampler chain (1.7 MB); +8 to +10 MiB since it is freed.
+MAX_GROWTH_MIB = 24.0
 # What a shopper asks, by share of messages; every kind has English and Chinese messages.
 WEIGHTS = {"faq": 0.40, "generated": 0.25, "unanswerable": 0.10, "order": 0.15, "product": 0.10}
 STREAMED = 0.2  # share of generated and unanswerable questions sent to /v1/chat/stream
@@ -355,7 +358,7 @@ def run(
     *,
     env: dict[str, str] | None = None,
     sample: Path = SAMPLE,
-    max_growth_mib: float = 64.0,
+    max_growth_mib: float = MAX_GROWTH_MIB,
 ) -> dict[str, Any]:
     """Copy the shop, serve it, drive the load, write report.json and report.md."""
     out.mkdir(parents=True, exist_ok=True)
@@ -384,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
         "--think", type=float, nargs=2, default=LoadPlan.think_s, metavar=("MIN", "MAX")
     )
     ap.add_argument("--seed", type=int, default=LoadPlan.seed)
-    ap.add_argument("--max-growth-mib", type=float, default=64.0, help="RSS, second half")
+    ap.add_argument("--max-growth-mib", type=float, default=MAX_GROWTH_MIB, help="RSS, second half")
     ap.add_argument("--out", type=Path, default=Path("var/loadtest"))
     ap.add_argument("--shop", type=Path, help="ingested data dir (default: SHOPDESK_DATA_DIR)")
     args = ap.parse_args(argv)
