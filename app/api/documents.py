@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException
 from app.api.auth import ApiKey
 from app.api.errors import ApiError
 from app.api.schemas import ErrorBody, check_line
-from ingest.documents import DocumentInFile, DocumentNotFound, DocumentService
+from ingest.documents import DocumentInFile, DocumentInfo, DocumentNotFound, DocumentService
 
 router = APIRouter(prefix="/v1/admin", tags=["documents"])
 UPLOAD_PATH = "/v1/admin/documents"
@@ -67,20 +67,8 @@ class _Out(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
-class DocumentOut(_Out):
-    doc_id: str
-    title: str
-    source: str
-    lang: str
-    kind: str
-    chunks: int
-    content_hash: str
-    complete: bool
-    upload: str | None
-
-
 class DocumentList(_Out):
-    documents: list[DocumentOut]
+    documents: list[DocumentInfo]  # the service's own record: its fields are the reply's
     total: int
 
 
@@ -173,8 +161,7 @@ async def list_documents(
 ) -> DocumentList:
     """The stored documents by id: source, title, language, kind, chunks, content hash."""
     found = await run_in_threadpool(documents.documents)
-    page = [DocumentOut.model_validate(d) for d in found[offset : offset + limit]]
-    return DocumentList(documents=page, total=len(found))
+    return DocumentList(documents=found[offset : offset + limit], total=len(found))
 
 
 @router.delete(
