@@ -128,8 +128,9 @@ def serve(
 @app.command()
 def chat(lang: Annotated[str | None, typer.Option(help="zh or en")] = None) -> None:
     """A conversation in the terminal, through the same pipeline as the API."""
-    from app.container import build_container, build_dialogue
+    from app.container import build_container, build_pipeline
     from app.orchestrator import TurnRequest
+    from app.reply import Done, Piece, Started
 
     _setup_logging()
     logging.getLogger().setLevel(logging.WARNING)
@@ -137,7 +138,7 @@ def chat(lang: Annotated[str | None, typer.Option(help="zh or en")] = None) -> N
     container = build_container(settings)
 
     async def loop() -> None:
-        service = await asyncio.to_thread(build_dialogue, container, container.gate())
+        pipeline = await asyncio.to_thread(build_pipeline, container)
         session: str | None = None
         while True:
             try:
@@ -150,19 +151,21 @@ def chat(lang: Annotated[str | None, typer.Option(help="zh or en")] = None) -> N
             if message in {"/quit", "/exit"}:
                 return
             print("bot> ", end="", flush=True)
-            async for event in service.events(
+            async for event in pipeline.events(
                 TurnRequest(message, session, lang if lang in ("zh", "en") else None)  # type: ignore[arg-type]
             ):
-                if event.kind == "meta":
-                    session = str(event.data["session_id"])
-                elif event.kind == "done":
-                    print(f"\r\033[Kbot> {event.data['answer']}")
-                    if event.data.get("handoff"):
-                        print(f"   (ticket {event.data['handoff']['ticket_id']})")
-                    for c in event.data["citations"]:
-                        print(f"   [{c['n']}] {c['title']} ({c['doc_id']})")
-                else:
-                    print(event.data["text"], end="", flush=True)
+                match event:
+                    case Started():
+                        session = event.session_id
+                    case Piece():
+                        print(event.text, end="", flush=True)
+                    case Done():
+                        reply = event.reply
+                        print()
+                        if reply.handoff:
+                            print(f"   (ticket {reply.handoff.ticket_id})")
+                        for c in reply.citations:
+                            print(f"   [{c.n}] {c.title} ({c.doc_id})")
 
     asyncio.run(loop())
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -20,8 +19,6 @@ from app.db.repository import ConversationStore
 from app.dialogue.analyse import Analyser, IntentModel
 from app.dialogue.fake import KeywordIntentClassifier
 from app.dialogue.intent import IntentClassifier
-from app.dialogue.service import DialogueService, TurnObserver
-from app.domain import Citation, Lang
 from app.embeddings import (
     Embedder,
     HashEmbedder,
@@ -30,17 +27,16 @@ from app.embeddings import (
     SentenceTransformerEmbedder,
     native_bf16,
 )
-from app.llm.base import LLM, ChatMessage, LLMError
+from app.llm.base import LLM, ChatMessage
 from app.llm.fake import FakeLLM
 from app.llm.gate import GenerationGate
-from app.orchestrator import ChatService
+from app.llm.gated import GatedLLM
+from app.orchestrator import TurnObserver, TurnPipeline
 from app.prompts import PromptLibrary
 from app.rag.answer import AnswerService
-from app.rag.citations import best_snippet
 from app.rag.rewrite import Rewriter
-from app.retrieval.bm25 import BM25Index, refresh_bm25
 from app.retrieval.hybrid import HybridRetriever
-from app.retrieval.lock import index_lock
+from app.retrieval.lexical import LexicalIndex
 from app.retrieval.store import (
     ChromaHttpStore,
     ChromaStore,
@@ -51,9 +47,9 @@ from app.retrieval.store import (
 from app.text import words
 from app.tools.catalog import CatalogTool
 from app.tools.eligibility import ReturnPolicy
-from app.tools.orders import OrderTool
+from app.tools.orders import OrderTool, model_phrase
 from app.tools.product_index import ProductCatalog
-from app.tools.returns import ReturnTool
+from app.tools.returns import ReturnTool, policy_citation
 from app.tools.router import ShopTools
 from app.tools.sql_orders import SqlOrderRepository
 from app.tools.verify import Verifier
@@ -120,48 +116,14 @@ def build_llm(settings: Settings) -> LLM:
             return RemoteLLM(cfg, counter)
 
 
-class LexicalIndex:
-    """The BM25 index in use; swapped atomically after an ingest.
-
-    Readers take `current` without a lock: a reload builds the new index aside and
-    replaces the reference in one assignment, so a request sees the old index or the
-    new one, never half of either. The reload runs under the data dir's write lock,
-    so it never reads (or rebuilds) the index while an ingest is writing it.
-    """
-
-    def __init__(self, store: VectorStore, settings: Settings) -> None:
-        self._store = store
-        self._path = settings.bm25_path
-        self._data_dir = settings.data_dir
-        self._lock = threading.Lock()
-        self._seen: str | None = None
-        self.current = self.reload()
-
-    def reload(self) -> BM25Index:
-        with self._lock, index_lock(self._data_dir):
-            if isinstance(self._store, VersionedStore):
-                # Read before the scan: an ingest that publishes meanwhile is seen next time.
-                self._seen = self._store.version()
-            if refresh_bm25(self._store, self._path):
-                logger.warning("BM25 index was missing or stale; rebuilt from the vector store")
-            index = BM25Index.load(self._path)
-            assert index is not None
-            self.current = index
-            return index
-
-    def changed_elsewhere(self) -> bool:
-        """Whether a shared store (a chroma server) has a version this index was not
-        reloaded for: an ingest on another machine changed it. Each version counts once."""
-        return isinstance(self._store, VersionedStore) and self._store.version() != self._seen
-
-
 @dataclass
 class Container:
     settings: Settings
     embedder: Embedder
     store: VectorStore
     lexical: LexicalIndex
-    llm: LLM
+    llm: GatedLLM
+    """The chat model behind its queue: every model call goes through it."""
     retriever: HybridRetriever
     answers: AnswerService
     prompts: PromptLibrary
@@ -184,9 +146,10 @@ class Container:
         self.documents_changed()
         return True
 
+    @property
     def gate(self) -> GenerationGate:
-        """A fresh gate; it must be created inside the running event loop."""
-        return GenerationGate(self.settings.llm.queue_size, self.settings.llm.retry_after_s)
+        """The model's queue (its depth is the queue metric)."""
+        return self.llm.gate
 
 
 def build_container(settings: Settings, *, llm: LLM | None = None) -> Container:
@@ -195,13 +158,20 @@ def build_container(settings: Settings, *, llm: LLM | None = None) -> Container:
         embedder = QueryCache(embedder, settings.embedding.query_cache)
     store = build_store(settings)
     lexical = LexicalIndex(store, settings)
-    model = llm if llm is not None else build_llm(settings)
+    model = gated(llm if llm is not None else build_llm(settings), settings)
     prompts = PromptLibrary()
     retriever = HybridRetriever(embedder, store, lambda: lexical.current, settings.retrieval)
     answers = AnswerService(
         retriever, model, prompts, settings.retrieval, settings.answer, settings.llm.max_tokens
     )
     return Container(settings, embedder, store, lexical, model, retriever, answers, prompts)
+
+
+def gated(llm: LLM, settings: Settings) -> GatedLLM:
+    """`llm` behind a queue of `llm.queue_size`, each call bounded by `llm.timeout_s` from
+    when it joins the queue."""
+    gate = GenerationGate(settings.llm.queue_size, settings.llm.retry_after_s)
+    return GatedLLM(llm, gate, settings.llm.timeout_s)
 
 
 async def follow_store(container: Container) -> None:
@@ -242,14 +212,9 @@ def embedding_name(settings: Settings) -> str:
     return str(e.model_path) if e.model_path else f"{e.backend}:{e.model}"
 
 
-def build_dialogue(
-    container: Container, gate: GenerationGate, observer: TurnObserver | None = None
-) -> DialogueService:
-    """The conversation layer on top of the container: database, analysis, policy, rewriting.
-
-    `gate` comes from `container.gate()`, called inside the running event loop; `observer`
-    is told about every finished turn (the server's metrics).
-    """
+def build_pipeline(container: Container, observer: TurnObserver | None = None) -> TurnPipeline:
+    """The turn pipeline on top of the container: database, analysis, policy, rewriting,
+    tools. `observer` is told about every finished turn (the server's metrics)."""
     settings = container.settings
     engine = make_engine(database_url(settings.data_dir, settings.db.url))
     upgrade(engine)
@@ -270,8 +235,8 @@ def build_dialogue(
     def probe(text: str) -> float | None:
         return retriever.retrieve(text, k=1).best_dense
 
-    return DialogueService(
-        ChatService(container.answers, container.llm, gate),
+    return TurnPipeline(
+        container.answers,
         ConversationStore(engine),
         Analyser(container.embedder, classifier, d.repeat_similarity),
         Rewriter(
@@ -280,12 +245,10 @@ def build_dialogue(
         container.prompts,
         probe,
         d.history_turns,
+        container.gate,
         build_tools(container, engine),
         observer,
     )
-
-
-PHRASE_MAX_TOKENS = 160
 
 
 def build_tools(container: Container, engine: Engine) -> ShopTools:
@@ -296,34 +259,20 @@ def build_tools(container: Container, engine: Engine) -> ShopTools:
         container.store, container.retriever, container.settings.retrieval.candidates
     )
     container.listeners.append(catalog.refresh)  # a changed price keeps the chunk count
-    retriever, llm, prompts = container.retriever, container.llm, container.prompts
-
-    def cite(query: str, lang: Lang) -> Citation | None:
-        doc_id = t.returns_policy_doc.format(lang=lang)
-        found = retriever.retrieve(query, {"doc_id": doc_id}, k=1).passages
-        if not found:
-            return None
-        chunk = found[0].chunk
-        source = str(chunk.metadata.get("source", ""))
-        return Citation(
-            1, chunk.doc_id, chunk.title, source, best_snippet(chunk.text, set(words(query)))
-        )
-
-    def phrase(prompt: str, lang: Lang) -> str | None:
-        try:
-            pieces = llm.stream([ChatMessage("user", prompt)], max_tokens=PHRASE_MAX_TOKENS)
-            return "".join(pieces).strip() or None
-        except LLMError:
-            logger.warning("the model could not phrase an order status; the template is used")
-            return None
-
+    prompts = container.prompts
     policy = ReturnPolicy(
         t.return_window_days, t.non_returnable_categories, t.unopened_only_categories
     )
     return ShopTools(
         Verifier(repo, prompts, t.order_id_pattern, t.max_verify_attempts),
-        OrderTool(repo, catalog, prompts, phrase),
-        ReturnTool(repo, catalog, prompts, policy, cite),
+        OrderTool(repo, catalog, prompts, model_phrase(container.llm)),
+        ReturnTool(
+            repo,
+            catalog,
+            prompts,
+            policy,
+            policy_citation(container.retriever, t.returns_policy_doc),
+        ),
         CatalogTool(repo, catalog, prompts, t.complements, t.max_suggestions),
         catalog,
         t.order_id_pattern,

@@ -27,12 +27,12 @@ from app.api import (
 from app.api import metrics as metrics_route
 from app.api.bodylimit import BodyLimitMiddleware
 from app.config import Settings, load_settings
-from app.container import build_container, build_dialogue, follow_store, warm_up
+from app.container import build_container, build_pipeline, follow_store, warm_up
+from app.documents import DocumentService
 from app.llm.base import LLM
 from app.observability.asgi import ObservedFastAPI
 from app.observability.metrics import Metrics
 from app.observability.request_id import HEADER as REQUEST_ID_HEADER
-from ingest.documents import DocumentService
 
 logger = logging.getLogger(__name__)
 # The request headers the API reads; a browser on an allowed origin may send these.
@@ -57,11 +57,8 @@ def create_app(settings: Settings | None = None, *, llm: LLM | None = None) -> F
         app.state.documents = DocumentService(
             settings, container.store, container.embedder, container.documents_changed
         )
-        gate = container.gate()
-        metrics.watch_queue(gate)
-        app.state.dialogue = await run_in_threadpool(
-            build_dialogue, container, gate, observer=metrics
-        )
+        metrics.watch_queue(container.gate)
+        app.state.pipeline = await run_in_threadpool(build_pipeline, container, metrics)
         logger.info("ShopDesk ready: %d chunks in the store", container.store.count())
         # A chroma server shared with other replicas: follow ingests made elsewhere.
         follower = asyncio.create_task(follow_store(container))

@@ -1,7 +1,10 @@
 """Where the harness sends questions: the pipeline in this process, or a running server.
 
 Both speak the same two calls: `search` (ranked passages, for retrieval
-metrics) and `reply` (one chat turn, the `done` payload of the endpoint).
+metrics) and `reply` (one chat turn: the JSON `/v1/chat` answers). In process,
+the turn runs through the same `TurnPipeline` as `/v1/chat` (session, analysis,
+hand-off and greeting policy, tools, FAQ, model, checks), each row in a fresh
+conversation: what is scored is what a shopper would get.
 """
 
 from __future__ import annotations
@@ -10,17 +13,16 @@ import hashlib
 import json
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import httpx
 
 from app.config import Settings
-from app.container import Container
+from app.container import Container, build_pipeline, gated
 from app.domain import Filters
-from app.llm.base import LLM, ChatMessage
-from app.llm.gate import GenerationGate
-from app.orchestrator import ChatService, TurnRequest
+from app.llm.base import LLM, ChatMessage, Deadline
+from app.orchestrator import TurnPipeline, TurnRequest
 from app.rag.answer import AnswerService
 from app.retrieval.hybrid import HybridRetriever
 
@@ -73,6 +75,7 @@ class CachingLLM:
         *,
         max_tokens: int,
         stop: threading.Event | None = None,
+        deadline: Deadline | None = None,
     ) -> Iterator[str]:
         raw = json.dumps([[m.role, m.content] for m in messages] + [max_tokens])
         key = hashlib.sha256(raw.encode()).hexdigest()
@@ -81,7 +84,9 @@ class CachingLLM:
             yield self._texts[key]
             return
         pieces = []
-        for piece in self._inner.stream(messages, max_tokens=max_tokens, stop=stop):
+        for piece in self._inner.stream(
+            messages, max_tokens=max_tokens, stop=stop, deadline=deadline
+        ):
             pieces.append(piece)
             yield piece
         if stop is None or not stop.is_set():
@@ -89,40 +94,44 @@ class CachingLLM:
 
 
 class InProcessBackend:
-    """The endpoint's ChatService, built from the shared container with one system's settings."""
+    """The endpoint's turn pipeline, built from the shared container with one system's
+    settings (its retrieval and answer settings; the same store, embedder and model)."""
 
     def __init__(self, container: Container, settings: Settings, llm: CachingLLM) -> None:
         self._llm = llm
-        self._retriever = HybridRetriever(
+        retriever = HybridRetriever(
             container.embedder,
             container.store,
             lambda: container.lexical.current,
             settings.retrieval,
         )
+        model = gated(llm, settings)
         answers = AnswerService(
-            self._retriever,
-            llm,
+            retriever,
+            model,
             container.prompts,
             settings.retrieval,
             settings.answer,
             settings.llm.max_tokens,
         )
-        self._settings = settings
-        self._answers = answers
-        self._chat: ChatService | None = None
+        self._retriever = retriever
+        self._system = replace(
+            container, settings=settings, llm=model, retriever=retriever, answers=answers
+        )
+        self._pipeline: TurnPipeline | None = None
 
     def search(self, question: str, filters: Filters | None, k: int) -> Ranked:
         result = self._retriever.retrieve(question, filters, k=k)
         return Ranked(dedupe([p.chunk.doc_id for p in result.passages]), result.best_dense)
 
     async def reply(self, question: str, filters: Filters | None) -> dict[str, Any]:
-        if self._chat is None:  # the gate needs the running event loop
-            gate = GenerationGate(self._settings.llm.queue_size, self._settings.llm.retry_after_s)
-            self._chat = ChatService(self._answers, self._llm, gate)
+        if self._pipeline is None:  # the database and classifiers, once per system
+            self._pipeline = build_pipeline(self._system)
         self._llm.last_hit = False
-        reply = await self._chat.reply(TurnRequest(question, filters=filters))
-        reply["cached"] = self._llm.last_hit
-        return reply
+        reply = await self._pipeline.reply(TurnRequest(question, filters=filters))
+        out = reply.model_dump()
+        out["cached"] = self._llm.last_hit
+        return out
 
 
 class HttpBackend:

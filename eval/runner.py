@@ -206,7 +206,7 @@ def run(config: RunConfig, settings: Settings) -> dict[str, Any]:
             for name, s in systems.items()
         },
     )
-    llm = CachingLLM(container.llm)
+    llm = CachingLLM(container.llm.inner)  # each system queues it behind its own gate
     backends: dict[str, Backend] = (
         {"server": HttpBackend(config.url)}
         if config.url

@@ -7,8 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
-from app.api.auth import ApiKey
-from app.api.deps import StoreDep
+from app.api.deps import ApiKey, StoreDep
 from app.api.schemas import ErrorBody, UtcDatetime
 from app.db.stats import Stats
 

@@ -7,9 +7,8 @@ from typing import Any, Literal
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
-from app.api.auth import ApiKey
 from app.api.conversations import transcript
-from app.api.deps import StoreDep
+from app.api.deps import ApiKey, StoreDep
 from app.api.errors import ApiError
 from app.api.schemas import (
     AgentReply,

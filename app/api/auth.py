@@ -6,9 +6,8 @@ No key configured means those routes are switched off (403), never open.
 from __future__ import annotations
 
 import hmac
-from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Request
 
 from app.api.errors import ApiError
 from app.config import Settings
@@ -26,6 +25,3 @@ def require_api_key(request: Request) -> None:
     expected = settings.admin_api_key.get_secret_value()
     if not given or not hmac.compare_digest(given.encode(), expected.encode()):
         raise ApiError(401, "unauthorized", "a valid API key is required (Authorization: Bearer)")
-
-
-ApiKey = Annotated[None, Depends(require_api_key)]

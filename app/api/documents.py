@@ -1,4 +1,4 @@
-"""The documents API (API key): upload, list, delete, reindex; the work is in ingest/documents.py.
+"""The documents API (API key): upload, list, delete, reindex; the work is in app/documents.py.
 
 An upload is `multipart/form-data` with one or more `files` parts. The route reads
 the body only after the key is checked, so a client without one cannot make the
@@ -10,16 +10,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from pydantic import AfterValidator, BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 
-from app.api.auth import ApiKey
+from app.api.deps import ApiKey, DocumentsDep
 from app.api.errors import ApiError
 from app.api.schemas import ErrorBody, check_line
-from ingest.documents import DocumentInFile, DocumentInfo, DocumentNotFound, DocumentService
+from app.documents import DocumentInFile, DocumentInfo, DocumentNotFound
 
 router = APIRouter(prefix="/v1/admin", tags=["documents"])
 UPLOAD_PATH = "/v1/admin/documents"
@@ -50,12 +50,6 @@ _MULTIPART = {
 }
 
 
-def _service(request: Request) -> DocumentService:
-    service: DocumentService = request.app.state.documents
-    return service
-
-
-DocumentsDep = Annotated[DocumentService, Depends(_service)]
 DocId = Annotated[
     str,
     Path(min_length=1, max_length=MAX_DOC_ID_CHARS, description="The document id (as listed)."),

@@ -7,15 +7,16 @@ and a sentence it can show.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.dialogue.service import SessionNotFound, SessionOfAnotherCustomer
 from app.llm.base import LLMError, LLMTimeout
 from app.llm.gate import QueueFullError
+from app.orchestrator import SessionNotFound, SessionOfAnotherCustomer
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +31,44 @@ class ApiError(Exception):
 
 MODEL_ERROR = "the assistant could not answer; try again"
 MODEL_TIMEOUT = "the assistant took too long to answer; try again"
+
+
+@dataclass(frozen=True)
+class Described:
+    """A failure as the client sees it: status, stable code, a sentence, headers."""
+
+    status: int
+    code: str
+    message: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def body(self) -> dict[str, dict[str, str]]:
+        return {"error": {"code": self.code, "message": self.message}}
+
+
+def describe(exc: Exception, where: str) -> Described:
+    """The one mapping from a failure to what the client is told, for the exception
+    handlers and for both streams (whose 200 has gone out already). Details go to the log
+    (`where`: the request path), never to the client."""
+    match exc:
+        case ApiError():
+            return Described(exc.status, exc.code, exc.message)
+        case SessionNotFound():
+            return Described(404, "session_not_found", f"no conversation {exc}")
+        case SessionOfAnotherCustomer():
+            return Described(
+                403, "session_forbidden", "this conversation belongs to another customer"
+            )
+        case QueueFullError():
+            return Described(503, "busy", str(exc), {"Retry-After": str(exc.retry_after_s)})
+        case LLMTimeout():
+            logger.error("model timeout on %s: %s", where, exc)
+            return Described(504, "model_timeout", MODEL_TIMEOUT)
+        case LLMError():
+            logger.error("model failure on %s: %s", where, exc)
+            return Described(502, "model_error", MODEL_ERROR)
+    logger.error("unhandled error on %s", where, exc_info=exc)
+    return Described(500, "internal_error", "something went wrong on our side")
 
 
 def error_response(
@@ -68,9 +107,14 @@ def _validation_message(exc: RequestValidationError) -> str:
 
 
 def install(app: FastAPI) -> None:
-    @app.exception_handler(ApiError)
-    async def _api(_: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.message)
+    async def _domain(request: Request, exc: Exception) -> JSONResponse:
+        d = describe(exc, request.url.path)
+        return JSONResponse(d.body(), status_code=d.status, headers=d.headers or None)
+
+    # Starlette picks the handler of the nearest class; `describe` tells them apart.
+    for kind in (ApiError, SessionNotFound, SessionOfAnotherCustomer, QueueFullError, LLMError):
+        app.add_exception_handler(kind, _domain)
+    app.add_exception_handler(Exception, _domain)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -82,34 +126,3 @@ def install(app: FastAPI) -> None:
             return error_response(422, "invalid_request", f"{INVALID_JSON} (UTF-8)")
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         return error_response(exc.status_code, code, str(exc.detail))
-
-    @app.exception_handler(SessionNotFound)
-    async def _no_session(_: Request, exc: SessionNotFound) -> JSONResponse:
-        return error_response(404, "session_not_found", f"no conversation {exc}")
-
-    @app.exception_handler(SessionOfAnotherCustomer)
-    async def _not_yours(_: Request, exc: SessionOfAnotherCustomer) -> JSONResponse:
-        return error_response(
-            403, "session_forbidden", "this conversation belongs to another customer"
-        )
-
-    @app.exception_handler(QueueFullError)
-    async def _busy(_: Request, exc: QueueFullError) -> JSONResponse:
-        return error_response(
-            503, "busy", str(exc), headers={"Retry-After": str(exc.retry_after_s)}
-        )
-
-    @app.exception_handler(LLMTimeout)  # Starlette picks the nearest class: not LLMError's
-    async def _llm_timeout(request: Request, exc: LLMTimeout) -> JSONResponse:
-        logger.error("model timeout on %s: %s", request.url.path, exc)
-        return error_response(504, "model_timeout", MODEL_TIMEOUT)
-
-    @app.exception_handler(LLMError)
-    async def _llm(request: Request, exc: LLMError) -> JSONResponse:
-        logger.error("model failure on %s: %s", request.url.path, exc)
-        return error_response(502, "model_error", MODEL_ERROR)
-
-    @app.exception_handler(Exception)
-    async def _crash(request: Request, exc: Exception) -> JSONResponse:
-        logger.exception("unhandled error on %s", request.url.path)
-        return error_response(500, "internal_error", "something went wrong on our side")

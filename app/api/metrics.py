@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 
-from app.api.auth import require_api_key
+from app.api.deps import METRICS_KEY
 from app.api.schemas import ErrorBody
-from app.config import Settings
 from app.observability.metrics import Metrics
 
 router = APIRouter(tags=["observability"])
@@ -25,17 +24,11 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _key_unless_public(request: Request) -> None:
-    settings: Settings = request.app.state.settings
-    if not settings.server.metrics_public:
-        require_api_key(request)
-
-
 @router.get(
     "/metrics",
     response_class=Response,
     responses=_RESPONSES,
-    dependencies=[Depends(_key_unless_public)],
+    dependencies=METRICS_KEY,
 )
 async def metrics(request: Request) -> Response:
     """Request counts and latencies by route and outcome, the model's queue depth, tokens

@@ -14,15 +14,14 @@ clients read as the message of the exception they raise.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from sse_starlette.sse import EventSourceResponse
 
-from app.api.deps import DialogueDep
+from app.api.deps import RATE_LIMITED, ContainerDep, CustomerToken, PipelineDep, SettingsDep
 from app.api.errors import ApiError
 from app.api.openai_schemas import (
     MODEL_ALIAS,
@@ -38,16 +37,10 @@ from app.api.openai_schemas import (
     ModelList,
     Usage,
 )
-from app.api.turns import (
-    ERROR_RESPONSES,
-    RATE_LIMITED,
-    CustomerToken,
-    SettingsDep,
-    check_before_stream,
-    stream_failure,
-    turn_request,
-)
-from app.orchestrator import TurnEvent
+from app.api.sse import event_stream
+from app.api.turns import ERROR_RESPONSES, check_before_stream, turn_request
+from app.container import Container
+from app.reply import Done, Piece, Started, TurnEvent, TurnReply
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 
@@ -65,9 +58,8 @@ def model_id(llm_name: str) -> str:
     return llm_name.removesuffix(".gguf")
 
 
-def _served(request: Request) -> str:
-    name: str = request.app.state.container.llm.name
-    return model_id(name)
+def _served(container: Container) -> str:
+    return model_id(container.llm.name)
 
 
 def resolve_model(requested: str, served: str) -> str:
@@ -95,27 +87,33 @@ def question(messages: Sequence[MessageIn]) -> str:
     return messages[users[-1]].text()
 
 
-def usage(reply: dict[str, Any]) -> Usage | None:
+def usage(reply: TurnReply) -> Usage | None:
     """The answer's generated tokens, known when the model wrote it (not for an FAQ,
     greeting, tool or refusal before the model); the prompt is not counted."""
-    generated = reply.get("timings_ms", {}).get("generated_tokens")
+    generated = reply.timings_ms.get("generated_tokens")
     if generated is None:
         return None
     return Usage(prompt_tokens=None, completion_tokens=int(generated), total_tokens=None)
 
 
-def _extras(reply: dict[str, Any]) -> dict[str, Any]:
-    keys = ("session_id", "message_id", "citations", "outcome", "grounded", "handoff")
-    return {key: reply[key] for key in keys}
+def _extras(reply: TurnReply) -> dict[str, Any]:
+    return {
+        "session_id": reply.session_id,
+        "message_id": reply.message_id,
+        "citations": reply.citations,
+        "outcome": reply.outcome,
+        "grounded": reply.grounded,
+        "handoff": reply.handoff,
+    }
 
 
-def completion(reply: dict[str, Any], model: str, created: int) -> ChatCompletion:
-    """A `chat.completion` for a turn's reply (the payload `/v1/chat` answers)."""
+def completion(reply: TurnReply, model: str, created: int) -> ChatCompletion:
+    """A `chat.completion` for a turn's reply (what `/v1/chat` answers)."""
     return ChatCompletion(
-        id=f"chatcmpl-{reply['message_id']}",
+        id=f"chatcmpl-{reply.message_id}",
         created=created,
         model=model,
-        choices=[Choice(message=AssistantMessage(content=reply["answer"]))],
+        choices=[Choice(message=AssistantMessage(content=reply.answer))],
         usage=usage(reply),
         **_extras(reply),
     )
@@ -125,15 +123,13 @@ async def completion_chunks(
     events: AsyncIterator[TurnEvent], model: str, created: int, *, include_usage: bool = False
 ) -> AsyncIterator[ChatCompletionChunk]:
     """The turn's events as `chat.completion.chunk`s: the role (and `session_id`) first,
-    one chunk per piece of text, then the final chunk with `finish_reason`, the extras
-    and the checked `answer`; with `include_usage`, a last chunk with `usage` only.
+    one chunk per piece of checked text, then the final chunk with `finish_reason`, the
+    extras and the `answer`; with `include_usage`, a last chunk with `usage` only.
 
-    The pieces are the text as the model wrote it (after the output guard); the checked
-    reply can differ (citations renumbered, unsupported sentences dropped, a refusal or a
-    hand-off notice instead). Where the checked reply only adds to what was sent, the rest
-    goes out as the final chunk's content, so the streamed text is the reply.
+    The pieces are checked text only, and joined they are exactly the answer: a client
+    that only joins the deltas shows what `/v1/chat` would have answered.
     """
-    chunk_id, sent = "chatcmpl-", ""
+    chunk_id = "chatcmpl-"
 
     def chunk(choices: list[ChunkChoice], **fields: Any) -> ChatCompletionChunk:
         # Every field set explicitly: chunks are sent without unset fields, so that the
@@ -151,26 +147,21 @@ async def completion_chunks(
         return ChunkChoice(index=0, delta=delta, finish_reason=finish_reason)
 
     async for event in events:
-        if event.kind == "meta":
-            chunk_id = f"chatcmpl-{event.data['message_id']}"
-            yield chunk(
-                [choice(Delta(role="assistant", content=""))],
-                session_id=event.data["session_id"],
-                message_id=event.data["message_id"],
-            )
-        elif event.kind == "token":
-            text = str(event.data["text"])
-            if text:
-                sent += text
-                yield chunk([choice(Delta(content=text))])
-        else:  # done
-            reply = event.data
-            answer: str = reply["answer"]
-            rest = answer[len(sent) :] if answer.startswith(sent) else ""
-            delta = Delta(content=rest) if rest else Delta()
-            yield chunk([choice(delta, "stop")], answer=answer, **_extras(reply))
-            if include_usage:
-                yield chunk([], usage=usage(reply))
+        match event:
+            case Started():
+                chunk_id = f"chatcmpl-{event.message_id}"
+                yield chunk(
+                    [choice(Delta(role="assistant", content=""))],
+                    session_id=event.session_id,
+                    message_id=event.message_id,
+                )
+            case Piece() if event.text:
+                yield chunk([choice(Delta(content=event.text))])
+            case Done():
+                reply = event.reply
+                yield chunk([choice(Delta(), "stop")], answer=reply.answer, **_extras(reply))
+                if include_usage:
+                    yield chunk([], usage=usage(reply))
 
 
 def chunk_json(chunk: ChatCompletionChunk) -> str:
@@ -178,9 +169,9 @@ def chunk_json(chunk: ChatCompletionChunk) -> str:
 
 
 @router.get("/models", response_model=ModelList)
-async def list_models(request: Request) -> ModelList:
+async def list_models(container: ContainerDep) -> ModelList:
     """The model this server answers with, by its GGUF name and by the alias `shopdesk`."""
-    return ModelList(data=[ModelCard(id=_served(request)), ModelCard(id=MODEL_ALIAS)])
+    return ModelList(data=[ModelCard(id=_served(container)), ModelCard(id=MODEL_ALIAS)])
 
 
 @router.post(
@@ -191,8 +182,8 @@ async def list_models(request: Request) -> ModelList:
 )
 async def chat_completions(
     body: ChatCompletionRequest,
-    request: Request,
-    chat: DialogueDep,
+    container: ContainerDep,
+    pipeline: PipelineDep,
     settings: SettingsDep,
     x_customer_token: CustomerToken = None,
 ) -> ChatCompletion | EventSourceResponse:
@@ -200,29 +191,24 @@ async def chat_completions(
     question; `session_id` (extra) continues a conversation. The reply carries the
     checked answer and, as extra fields, `session_id`, `message_id`, `citations`,
     `outcome`, `grounded` and `handoff`."""
-    model = resolve_model(body.model, _served(request))
+    model = resolve_model(body.model, _served(container))
     message = question(body.messages)
     turn = turn_request(
         message, body.session_id, body.lang, body.filters, settings, x_customer_token
     )
     created = int(time.time())
     if not body.stream:
-        return completion(await chat.reply(turn), model, created)
+        return completion(await pipeline.reply(turn), model, created)
 
-    await check_before_stream(chat, turn)  # a 503, 404 or 403 before the stream's 200
+    await check_before_stream(pipeline, turn)  # a 503, 404 or 403 before the stream's 200
     include_usage = body.stream_options is not None and body.stream_options.include_usage
 
     async def events() -> AsyncIterator[dict[str, str]]:
-        try:
-            async for chunk in completion_chunks(
-                chat.events(turn), model, created, include_usage=include_usage
-            ):
-                yield {"data": chunk_json(chunk)}
-        # The 200 is sent already: a failure is a last event in the one error shape,
-        # which OpenAI clients raise as an APIError with its message.
-        except Exception as exc:
-            code, message = stream_failure(exc)
-            yield {"data": json.dumps({"error": {"code": code, "message": message}})}
-        yield {"data": "[DONE]"}
+        async for chunk in completion_chunks(
+            pipeline.events(turn), model, created, include_usage=include_usage
+        ):
+            yield {"data": chunk_json(chunk)}
 
-    return EventSourceResponse(events(), ping=15)
+    # A failure after the 200 is a last event in the one error shape, which OpenAI
+    # clients raise as an APIError with its message.
+    return event_stream(events(), "/v1/chat/completions")

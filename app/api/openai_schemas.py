@@ -21,19 +21,17 @@ from app.api.schemas import (
     ID_PATTERN,
     MAX_FILTERS,
     MAX_ID_CHARS,
-    CitationOut,
     Filters,
     FilterValue,
-    HandoffOut,
     Text,
     check_filters,
 )
+from app.reply import CitationOut, HandoffOut, Outcome
 
 MAX_MESSAGES = 128
 MODEL_ALIAS = "shopdesk"
 """A model id that names whatever model the server loaded, for clients' fixed configs."""
 MAX_STOP_SEQUENCES = 4
-Outcome = Literal["faq", "generated", "refused", "handoff", "queued", "greeting", "tool"]
 
 
 _TEXT_PART = {
@@ -216,8 +214,8 @@ class ChatCompletionChunk(BaseModel):
     handoff: HandoffOut | None = Field(None, description=_HANDOFF_DOC)
     answer: str | None = Field(
         None,
-        description="ShopDesk extra, final chunk: the checked reply, as /v1/chat gives it; "
-        "show it in place of the streamed text where they differ.",
+        description="ShopDesk extra, final chunk: the reply, as /v1/chat gives it; the "
+        "streamed contents joined are exactly this text.",
     )
 
 

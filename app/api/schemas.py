@@ -185,50 +185,6 @@ class SearchResponse(BaseModel):
     timings_ms: dict[str, float]
 
 
-class CitationOut(BaseModel):
-    n: int
-    doc_id: str
-    title: str
-    source: str
-    snippet: str
-
-
-class IntentOut(BaseModel):
-    label: str
-    confidence: float
-
-
-class SentimentOut(BaseModel):
-    label: Literal["negative", "neutral", "positive"]
-    score: float
-    anger: bool
-    cues: list[str]
-
-
-class HandoffOut(BaseModel):
-    ticket_id: str
-    reason: str
-
-
-class ChatResponse(BaseModel):
-    session_id: str
-    message_id: str
-    answer: str
-    citations: list[CitationOut]
-    grounded: bool
-    outcome: Literal["faq", "generated", "refused", "handoff", "queued", "greeting", "tool"]
-    lang: Literal["zh", "en"]
-    timings_ms: dict[str, float]
-    intent: IntentOut | None = None
-    sentiment: SentimentOut | None = None
-    handoff: HandoffOut | None = None
-    rewritten: str | None = Field(None, description="The standalone question used, if rewritten.")
-    actions: list[dict[str, Any]] = Field(
-        default_factory=list,
-        description='What a tool did: [{"type": "return_created", "return_id": …}, …].',
-    )
-
-
 class ErrorDetail(BaseModel):
     code: str
     message: str

@@ -6,28 +6,21 @@ to score a running server's retrieval.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
+from app.api.deps import ContainerDep
 from app.api.errors import ApiError
 from app.api.schemas import ErrorBody, SearchRequest, SearchResponse, is_blank
 from app.config import Settings
-from app.container import Container
 
 router = APIRouter(prefix="/v1", tags=["search"])
 
 
-def _container(request: Request) -> Container:
-    container: Container = request.app.state.container
-    return container
-
-
 @router.post("/search", response_model=SearchResponse, responses={422: {"model": ErrorBody}})
-async def search(
-    body: SearchRequest, container: Annotated[Container, Depends(_container)]
-) -> dict[str, Any]:
+async def search(body: SearchRequest, container: ContainerDep) -> dict[str, Any]:
     """Top-k passages for a query, best first, with dense, BM25 and fused scores."""
     settings: Settings = container.settings
     query = body.query.strip()

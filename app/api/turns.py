@@ -1,56 +1,29 @@
-"""What every chat route shares: the turn a request asks for, the checks that must come
-before a stream's 200, and how a failure reads once that 200 has gone out.
+"""What every chat route shares: the turn a request asks for, and the checks that must
+come before a stream's 200.
 
 `/v1/chat`, `/v1/chat/stream` and the OpenAI-compatible `/v1/chat/completions` are one
-turn through one `DialogueService`; only the shape of the request and reply differs.
+turn through one `TurnPipeline`; only the shape of the request and reply differs.
 Keeping these steps in one place keeps their limits, status codes and customer checks
 the same on every route.
 """
 
 from __future__ import annotations
 
-import logging
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, Header, Request
 from starlette.concurrency import run_in_threadpool
 
-from app.api.errors import MODEL_ERROR, MODEL_TIMEOUT, ApiError
-from app.api.ratelimit import rate_limit
+from app.api.errors import ApiError
 from app.api.schemas import ErrorBody, Filters, is_blank
 from app.config import Settings
-from app.dialogue.service import DialogueService, SessionNotFound, check_owner
 from app.domain import Lang
-from app.llm.base import LLMError, LLMTimeout
-from app.llm.gate import QueueFullError
-from app.orchestrator import TurnRequest
+from app.orchestrator import SessionNotFound, TurnPipeline, TurnRequest, check_owner
 from app.tools.identity import InvalidToken, verify_token
-
-logger = logging.getLogger(__name__)
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody} for code in (401, 403, 404, 413, 422, 429, 502, 503, 504)
 }
 """The statuses a chat route may answer besides 200, each in the one error shape."""
-
-RATE_LIMITED = [Depends(rate_limit)]
-"""Chat routes spend the client's rate-limit token first, before any other work."""
-
-
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-SettingsDep = Annotated[Settings, Depends(_settings)]
-
-CustomerToken = Annotated[
-    str | None,
-    Header(
-        alias="X-Customer-Token",
-        description="Signed by the shop's site for a logged-in customer (see `shopdesk token`).",
-    ),
-]
 
 
 def turn_request(
@@ -85,29 +58,13 @@ def customer_id(token: str | None, settings: Settings) -> str | None:
         raise ApiError(401, "invalid_customer_token", f"customer token rejected: {exc}") from None
 
 
-async def check_before_stream(chat: DialogueService, turn: TurnRequest) -> None:
+async def check_before_stream(pipeline: TurnPipeline, turn: TurnRequest) -> None:
     """Raise what the JSON route would answer with a status (a full queue's 503, an
     unknown session's 404, another customer's session's 403): on a stream these must
     come before the 200 has been sent."""
-    chat.gate.check()
+    pipeline.gate.check()
     if turn.session_id is not None:
-        found = await run_in_threadpool(chat.store.get_conversation, turn.session_id)
+        found = await run_in_threadpool(pipeline.store.get_conversation, turn.session_id)
         if found is None:
             raise SessionNotFound(turn.session_id)
         check_owner(found, turn.customer_id)
-
-
-def stream_failure(exc: Exception) -> tuple[str, str]:
-    """(code, message) for a failure after a stream's 200 has gone out, which ends the
-    stream with an error in the one shape rather than a broken connection. The details
-    go to the log, never to the client."""
-    if isinstance(exc, QueueFullError):
-        return "busy", str(exc)
-    if isinstance(exc, LLMTimeout):
-        logger.error("model timeout on the stream: %s", exc)
-        return "model_timeout", MODEL_TIMEOUT
-    if isinstance(exc, LLMError):
-        logger.error("model failure on the stream: %s", exc)
-        return "model_error", MODEL_ERROR
-    logger.error("unhandled error on the stream", exc_info=exc)
-    return "internal_error", "something went wrong on our side"

@@ -1,10 +1,10 @@
-"""When the bot steps aside for a human: the hand-off policy, as plain functions.
+"""What the bot does before it looks for an answer: hand off, greet, or go on.
 
 Before answering, in this order: the customer asked for a person
 (`requested`), is angry (`anger`), is complaining (`complaint`), or asks the
-same question again (`repeated_question`: the first answer did not help).
-After answering: a second "I don't know" in a row (`repeated_dont_know`).
-Each reason becomes the ticket's reason code.
+same question again (`repeated_question`: the first answer did not help); else a
+short greeting gets the greeting. After answering: a second "I don't know" in a
+row (`repeated_dont_know`). Each reason becomes the ticket's reason code.
 """
 
 from __future__ import annotations
@@ -20,6 +20,11 @@ from app.dialogue.sentiment import Sentiment
 HandoffReason = Literal[
     "requested", "anger", "repeated_question", "repeated_dont_know", "complaint"
 ]
+Decision = HandoffReason | Literal["greeting"] | None
+"""A hand-off reason, "greeting", or None: go on to the tools and the documents."""
+
+GREETING_MAX_WORDS = 6
+"""Longer messages classified as greetings ("hi, can I return shoes?") still get answered."""
 
 
 _QUESTION = re.compile(
@@ -47,10 +52,16 @@ class Signals:
     sentiment: Sentiment
     repeats_earlier_question: bool
     asks_for_person: bool = False
+    answers_bot_question: bool = False
+    """The bot asked for details (an email, "shall I start the return?") and this is the
+    reply: sending details again is not being stuck, and "thanks, yes" is not small talk."""
+    rewritten: bool = False
+    """The message was a follow-up, made standalone: it continues a topic."""
+    words: int = 0
 
 
-def before_answer(signals: Signals) -> HandoffReason | None:
-    """A reason to hand off before the bot tries to answer, or None."""
+def before_answer(signals: Signals) -> Decision:
+    """A reason to hand off before the bot tries to answer, "greeting", or None."""
     if signals.asks_for_person:
         return "requested"
     mood = signals.sentiment
@@ -59,6 +70,11 @@ def before_answer(signals: Signals) -> HandoffReason | None:
         return "anger"
     if signals.intent == "complaint" or "complaint_word" in mood.cues:
         return "complaint"
+    if signals.answers_bot_question:
+        return None
+    if signals.intent == "greeting":
+        greets = not signals.rewritten and signals.words <= GREETING_MAX_WORDS
+        return "greeting" if greets else None
     if signals.repeats_earlier_question:
         return "repeated_question"
     return None

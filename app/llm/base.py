@@ -24,9 +24,10 @@ class LLMTimeout(LLMError):
 
 
 class Deadline:
-    """The end of one generation's time: `check` between tokens raises LLMTimeout past it.
+    """The end of one model call's time: `check` between tokens raises LLMTimeout past it.
 
-    A backend that can also stop a step under way (llama.cpp reading a long prompt
+    Started when the call joins the model's queue (`GatedLLM`), else by the backend. A
+    backend that can also stop a step under way (llama.cpp reading a long prompt
     before the first token) asks `passed` from inside it.
     """
 
@@ -35,8 +36,16 @@ class Deadline:
         self._clock = clock
         self._end = clock() + timeout_s
 
+    @property
+    def timeout_s(self) -> float:
+        return self._timeout_s
+
     def passed(self) -> bool:
         return self._clock() > self._end
+
+    def remaining(self) -> float:
+        """Seconds left on its clock (0 once passed): how long a waiter may still block."""
+        return max(0.0, self._end - self._clock())
 
     def timeout(self) -> LLMTimeout:
         return LLMTimeout(f"no answer within {self._timeout_s:g} s")
@@ -63,6 +72,12 @@ class LLM(Protocol):
         *,
         max_tokens: int,
         stop: threading.Event | None = None,
+        deadline: Deadline | None = None,
     ) -> Iterator[str]:
-        """Yield text pieces; stop early (and free the model) once `stop` is set."""
+        """Yield text pieces; stop early (and free the model) once `stop` is set.
+
+        `deadline`, when given, bounds the call instead of one the backend would start
+        itself: the gated model (`app.llm.gate.GatedLLM`) starts it when the call joins
+        the queue, so waiting and generating share one `llm.timeout_s`.
+        """
         ...

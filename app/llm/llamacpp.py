@@ -32,9 +32,10 @@ class LlamaCppLLM:
 
     A prompt's fixed prefix (everything before the last user message's text:
     the system prompt and the turn header) is kept in a `PrefixCache`, so a
-    request processes only its passages and question. A generation still running
-    `timeout_s` after it took the model stops with LLMTimeout: at its next token, or,
-    while the prompt is being read, through llama.cpp's abort callback.
+    request processes only its passages and question. A generation past its deadline
+    stops with LLMTimeout: at its next token, or, while the prompt is being read, through
+    llama.cpp's abort callback. The deadline is the one `stream` is given (`GatedLLM`
+    starts it when the call joins the queue), else `timeout_s` from when it took the model.
     """
 
     def __init__(self, model_path: Path, settings: LLMSettings) -> None:
@@ -112,11 +113,13 @@ class LlamaCppLLM:
         *,
         max_tokens: int,
         stop: threading.Event | None = None,
+        deadline: Deadline | None = None,
     ) -> Iterator[str]:
         payload: list[Any] = [{"role": m.role, "content": m.content} for m in messages]
         prefix = self.prefix_tokens(messages)
         with self._lock:  # one context, one completion at a time
-            deadline = Deadline(self._settings.timeout_s)  # waiting for the lock is not counted
+            if deadline is None:  # ungated: waiting for the lock is not counted
+                deadline = Deadline(self._settings.timeout_s)
             self._watch_prompt(deadline)
             chunks: object = None
             try:

@@ -68,8 +68,10 @@ def cl100k_counter() -> TokenCounter:
 class RemoteLLM:
     """Streams chat completions from an OpenAI-compatible server.
 
-    The deadline (`llm.timeout_s`) runs from when the request is sent, so it includes
-    any wait in the model server's own queue: the server cannot tell us when it starts.
+    The deadline is the one `stream` is given (`GatedLLM` starts it when the call joins
+    this app server's queue), else `llm.timeout_s` from when the request is sent. Either
+    way it includes any wait in the model server's own queue: the server cannot tell us
+    when it starts.
     A read waits at most `timeout_s` too, so a silent server is given up on as well. A
     caller that sets `stop`, or leaves the stream part-way, closes the connection, which
     is how llama_cpp.server learns to stop generating.
@@ -116,6 +118,7 @@ class RemoteLLM:
         *,
         max_tokens: int,
         stop: threading.Event | None = None,
+        deadline: Deadline | None = None,
     ) -> Iterator[str]:
         payload: dict[str, Any] = {
             "model": self._model,
@@ -125,7 +128,8 @@ class RemoteLLM:
             "seed": self._settings.seed,
             "stream": True,
         }
-        deadline = Deadline(self._settings.timeout_s)
+        if deadline is None:
+            deadline = Deadline(self._settings.timeout_s)
         try:
             with self._client.stream(
                 "POST", self._url, json=payload, headers=self._headers

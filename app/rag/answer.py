@@ -1,24 +1,30 @@
 """From a question to a checked answer: gate, FAQ fast path, prompt, citations.
 
 `plan` does everything before the model (retrieval, the evidence gate, the
-FAQ fast path, the prompt packed to a token budget); `finish` turns the
-model's raw text into the reply (citations checked, refusals recognised).
-Between the two the caller streams the model however it likes.
+FAQ fast path, the prompt packed to a token budget); `stream` runs the plan:
+it yields each sentence of the model's answer once its citations and the
+output guard have passed it, then the `AnswerResult`. What was yielded is
+exactly the start of the result's answer: a shopper never sees an unchecked word.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from typing import Literal
+
+from starlette.concurrency import run_in_threadpool
 
 from app.config import AnswerSettings, RetrievalSettings
 from app.domain import Citation, Filters, Lang, RetrievedChunk
 from app.llm.base import LLM, ChatMessage
+from app.llm.gate import stream_in_thread
 from app.prompts import PromptLibrary
 from app.rag import citations
-from app.rag.output_guard import OutputGuard, Shown, StreamGuard
+from app.rag.output_guard import OutputGuard, Shown
 from app.rag.untrusted import addresses_assistant, clean_passage, strip_control_tokens
 from app.retrieval.hybrid import HybridRetriever, Retrieval
 from app.text import detect_lang
@@ -35,6 +41,7 @@ class AnswerResult:
     grounded: bool
     outcome: Outcome
     refusal_reason: str | None = None
+    timings_ms: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -112,6 +119,9 @@ class AnswerService:
 
         t0 = time.perf_counter()
         plan.passages = _cleaned(self._pack(question, lang, retrieval.passages))
+        if not plan.passages:
+            plan.direct = self.refusal(lang, "context_too_small")
+            return plan
         plan.messages = self._messages(question, lang, plan.passages)
         plan.timings_ms["prompt_ms"] = (time.perf_counter() - t0) * 1000
         return plan
@@ -186,40 +196,129 @@ class AnswerService:
             ),
         ]
 
-    def stream_guard(self, plan: Plan) -> StreamGuard:
-        """The output check for this plan's streamed answer."""
-        return StreamGuard(self._guard, Shown.of(plan.shown))
+    async def stream(
+        self, question: str, lang: Lang | None = None, filters: Filters | None = None
+    ) -> AsyncIterator[str | AnswerResult]:
+        """Checked sentences of the answer as they pass, then the `AnswerResult`.
 
-    def finish(self, plan: Plan, raw: str, blocked: str | None = None) -> AnswerResult:
-        """The reply for the model's raw text: checked citations, or an honest refusal.
-
-        `blocked` is the stream guard's verdict when it stopped the answer part way.
+        A direct answer (FAQ hit, weak evidence) yields only its result: nothing is
+        streamed that the caller could not send whole. A model answer stops early once
+        the model refuses or the output guard blocks a sentence; what was sent by then
+        passed every check, so it stays the answer.
         """
+        started = time.perf_counter()
+        plan = await run_in_threadpool(self.plan, question, lang, filters)
+        timings = dict(plan.timings_ms)
         if plan.direct is not None:
-            return plan.direct
-        if blocked:
-            return self.refusal(plan.lang, blocked)
-        if not plan.passages:
-            return self.refusal(plan.lang, "context_too_small")
+            yield replace(plan.direct, timings_ms=timings)
+            return
+        check = CheckedText(
+            citations.CitationChecker(
+                plan.passages,
+                self._answer.min_support,
+                self._retriever.term_weight,
+                question=plan.question,
+            ),
+            self._guard,
+            Shown.of(plan.shown),
+        )
+        t0 = time.perf_counter()
+        raw = ""
+        messages, max_tokens = plan.messages, self._max_tokens
+        async with aclosing(
+            stream_in_thread(
+                lambda stop: self._llm.stream(messages, max_tokens=max_tokens, stop=stop)
+            )
+        ) as tokens:
+            async for piece in tokens:
+                if not raw:
+                    timings["first_token_ms"] = (time.perf_counter() - started) * 1000
+                raw += piece
+                out = check.feed(piece)
+                if out:
+                    timings.setdefault("first_sentence_ms", (time.perf_counter() - started) * 1000)
+                    yield out
+                if check.stopped is not None:
+                    break  # closing the token stream stops the model too
+        timings["generate_ms"] = (time.perf_counter() - t0) * 1000
+        timings["generated_tokens"] = float(self._llm.count_tokens(raw))
+        if check.stopped is None:
+            out = check.flush()
+            if out:
+                timings.setdefault("first_sentence_ms", (time.perf_counter() - started) * 1000)
+                yield out
+        yield replace(self._result(check, plan.lang, raw), timings_ms=timings)
+
+    def _result(self, check: CheckedText, lang: Lang, raw: str) -> AnswerResult:
+        """What was sent is the answer; with nothing sent, the reason to refuse."""
+        if check.sent:
+            if check.checker.dropped:
+                logger.info("dropped %d unsupported sentence(s)", check.checker.dropped)
+            return AnswerResult(
+                answer=check.sent,
+                citations=check.checker.citations(),
+                grounded=True,
+                outcome="generated",
+            )
+        if check.stopped is not None:
+            return self.refusal(lang, check.stopped)
         if not raw.strip() or citations.is_refusal(raw):
-            return self.refusal(plan.lang, "model_declined")
-        checked = citations.check(
-            raw,
-            plan.passages,
-            self._answer.min_support,
-            self._retriever.term_weight,
-            question=plan.question,
-        )
-        if not checked.citations:
-            return self.refusal(plan.lang, "unsupported")
-        if checked.dropped_sentences:
-            logger.info("dropped %d unsupported sentence(s)", checked.dropped_sentences)
-        verdict = self._guard.violation(checked.text, plan.shown)
-        if verdict:
-            return self.refusal(plan.lang, verdict)
-        return AnswerResult(
-            answer=checked.text, citations=checked.citations, grounded=True, outcome="generated"
-        )
+            return self.refusal(lang, "model_declined")
+        return self.refusal(lang, "unsupported")
+
+
+class CheckedText:
+    """The model's text, let through one whole sentence at a time.
+
+    Each sentence must be supported by a packed passage (its citations checked and
+    renumbered, `citations.CitationChecker`) and pass the output guard together with the
+    tail of what was sent before it; a refusal ("I don't know") or a guard verdict stops
+    the answer there.
+    """
+
+    GUARD_TAIL = 48
+    """Characters of the sent text re-checked with each new sentence: longer than any
+    system-prompt window, so a leak split across two sentences is still seen."""
+
+    def __init__(
+        self, checker: citations.CitationChecker, guard: OutputGuard, shown: Shown
+    ) -> None:
+        self.checker = checker
+        self._guard = guard
+        self._shown = shown
+        self._splitter = citations.SentenceSplitter()
+        self.sent = ""
+        self.stopped: str | None = None
+        """Why the answer stopped early: model_declined or the guard's verdict."""
+
+    def feed(self, piece: str) -> str:
+        """The text that may be sent now ('' while a sentence is incomplete)."""
+        return self._take(self._splitter.feed(piece))
+
+    def flush(self) -> str:
+        """The rest, once the model has finished."""
+        return self._take(self._splitter.flush())
+
+    def _take(self, sentences: list[str]) -> str:
+        out = ""
+        for sentence in sentences:
+            if self.stopped is not None:
+                break
+            if citations.is_refusal(sentence):
+                self.stopped = "model_declined"
+                break
+            kept = self.checker.sentence(sentence)
+            if kept is None:
+                continue
+            text = citations.joiner(self.sent, kept) + kept
+            verdict = self._guard.violation(self.sent[-self.GUARD_TAIL :] + text, self._shown)
+            if verdict is not None:
+                self.stopped = verdict
+                logger.warning("answer stopped: %s", verdict)
+                break
+            self.sent += text
+            out += text
+        return out
 
 
 def _cleaned(passages: list[RetrievedChunk]) -> list[RetrievedChunk]:

@@ -8,15 +8,15 @@ this check does not depend on the model at all:
   number in the answer must occur in what the model was shown (the passages and
   the customer's own message); anything else is someone else's data, or made up.
 
-`StreamGuard` applies the same check while streaming, holding back the last
-`hold` characters so that a match is found before any of it is sent.
+While streaming, `app.rag.answer.CheckedText` applies it to each sentence (with the
+tail of what was sent before) before the sentence is sent.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from app.tools.identity import DEFAULT_ORDER_ID_PATTERN
 
@@ -91,43 +91,3 @@ class Shown:
     @classmethod
     def of(cls, text: str) -> Shown:
         return cls(text.lower(), frozenset(_digits(m.group(0)) for m in _NUMBER.finditer(text)))
-
-
-@dataclass
-class StreamGuard:
-    """Lets streamed text out only once the check has seen `hold` characters past it.
-
-    Each new piece is checked with the `hold` characters before what is unsent (longer
-    than any system-prompt window), not the whole answer again; `flush` checks it whole.
-    """
-
-    guard: OutputGuard
-    shown: Shown
-    hold: int = 48
-    _text: str = ""
-    _sent: int = 0
-    blocked: str | None = field(default=None)
-
-    def feed(self, piece: str) -> str:
-        """The text that is now safe to send ('' when held back or blocked)."""
-        if self.blocked:
-            return ""
-        self._text += piece
-        self.blocked = self.guard.violation(
-            self._text[max(0, self._sent - self.hold) :], self.shown
-        )
-        if self.blocked:
-            return ""
-        safe = max(self._sent, len(self._text) - self.hold)
-        out, self._sent = self._text[self._sent : safe], safe
-        return out
-
-    def flush(self) -> str:
-        """The rest, once the model has finished, if the whole text passes."""
-        if self.blocked:
-            return ""
-        self.blocked = self.guard.violation(self._text, self.shown)
-        if self.blocked:
-            return ""
-        out, self._sent = self._text[self._sent :], len(self._text)
-        return out

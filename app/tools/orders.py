@@ -9,10 +9,12 @@ asked which one.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from app.domain import Lang
+from app.llm.base import LLM, ChatMessage, LLMError
 from app.prompts import PromptLibrary
 from app.tools.base import ToolContext, ToolReply
 from app.tools.facts_check import faithful
@@ -20,7 +22,28 @@ from app.tools.product_index import ProductCatalog
 from app.tools.records import Order, OrderRepository
 from app.tools.verify import Verified
 
+logger = logging.getLogger(__name__)
+
 Phrase = Callable[[str, Lang], str | None]
+"""The model's wording of an order's facts for a prompt, or None (the template is used)."""
+PHRASE_MAX_TOKENS = 160
+
+
+def model_phrase(llm: LLM, max_tokens: int = PHRASE_MAX_TOKENS) -> Phrase:
+    """Phrasing by the chat model; a model failure falls back to the template. A full
+    queue is not a failure of the model: it reaches the client as a 503."""
+
+    def phrase(prompt: str, lang: Lang) -> str | None:
+        try:
+            pieces = llm.stream([ChatMessage("user", prompt)], max_tokens=max_tokens)
+            return "".join(pieces).strip() or None
+        except LLMError:
+            logger.warning("the model could not phrase an order status; the template is used")
+            return None
+
+    return phrase
+
+
 """Given a prompt, the model's text (None when the model is not used)."""
 
 LIST_LIMIT = 5

@@ -15,6 +15,9 @@ from typing import Any
 
 from app.domain import Citation, Lang
 from app.prompts import PromptLibrary
+from app.rag.citations import best_snippet
+from app.retrieval.hybrid import HybridRetriever
+from app.text import words
 from app.tools.base import ToolContext, ToolReply
 from app.tools.catalog_query import parse_catalog_query
 from app.tools.eligibility import LineDecision, ReturnPolicy, check_return
@@ -24,6 +27,25 @@ from app.tools.records import Order, OrderRepository
 from app.tools.verify import Verified
 
 PolicyCitation = Callable[[str, Lang], Citation | None]
+"""The returns-policy passage for a query, in a language; None when there is none."""
+
+
+def policy_citation(retriever: HybridRetriever, doc_id: str) -> PolicyCitation:
+    """Cites the best passage of the shop's returns policy (`doc_id` with `{lang}`)."""
+
+    def cite(query: str, lang: Lang) -> Citation | None:
+        found = retriever.retrieve(query, {"doc_id": doc_id.format(lang=lang)}, k=1).passages
+        if not found:
+            return None
+        chunk = found[0].chunk
+        source = str(chunk.metadata.get("source", ""))
+        return Citation(
+            1, chunk.doc_id, chunk.title, source, best_snippet(chunk.text, set(words(query)))
+        )
+
+    return cite
+
+
 """The returns-policy passage that best supports a statement, as a citation."""
 
 _YES = re.compile(

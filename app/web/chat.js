@@ -1,5 +1,5 @@
 /* The chat page. It talks to this server's API, same origin, with relative URLs:
-     POST v1/chat/stream  server-sent events: meta, token…, done (the checked answer), [DONE]
+     POST v1/chat/stream  server-sent events: meta, token… (checked sentences), done, [DONE]
      POST v1/feedback     thumbs up / down on one reply
      GET  v1/sessions/ID  the transcript: restores a conversation, brings a human agent's replies
    What the model wrote, the passages and everything else from the server go into the page as
@@ -239,8 +239,8 @@
     }
   }
 
-  /** A finished reply: the checked answer (it replaces the streamed text, which the
-      pipeline may have corrected), its sources and the feedback buttons. */
+  /** A finished reply: the answer (the same text as the streamed sentences, now with
+      its [n] markers as links), its sources and the feedback buttons. */
   function showAnswer(item, done) {
     item.dataset.state = "done";
     item.dataset.messageId = done.message_id;

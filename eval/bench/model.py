@@ -27,7 +27,7 @@ from typing import Any, cast
 from fastapi.testclient import TestClient
 
 from app.config import Settings
-from app.llm.base import ChatMessage
+from app.llm.base import ChatMessage, Deadline
 from app.llm.llamacpp import LlamaCppLLM
 from app.main import create_app
 from eval.bench.stats import ratio, summary_ms
@@ -67,10 +67,13 @@ class Recorder:
         *,
         max_tokens: int,
         stop: threading.Event | None = None,
+        deadline: Deadline | None = None,
     ) -> Iterator[str]:
         call = _Call(list(messages), max_tokens)
         self.calls.append(call)
-        for piece in self.inner.stream(messages, max_tokens=max_tokens, stop=stop):
+        for piece in self.inner.stream(
+            messages, max_tokens=max_tokens, stop=stop, deadline=deadline
+        ):
             call.text += piece
             yield piece
 

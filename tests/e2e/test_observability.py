@@ -123,7 +123,7 @@ def test_the_server_log_lines_carry_the_request_id(server: str, data_dir: Path) 
         for line in (data_dir / "server.log").read_text(encoding="utf-8").splitlines()
         if line.endswith(f" request_id={rid}")
     ]
-    assert any(" INFO app.dialogue.service: turn session=" in line for line in ours), ours
+    assert any(" INFO app.orchestrator: turn session=" in line for line in ours), ours
     assert any('"POST /v1/chat HTTP/1.1" 200' in line for line in ours), ours  # uvicorn's
     # every record the server wrote, in a request or not, ends its first line with an id
     records = _records((data_dir / "server.log").read_text(encoding="utf-8"))
@@ -190,7 +190,7 @@ def test_json_logs_from_the_server(tmp_path: Path) -> None:
     for record in records:
         assert {"time", "level", "logger", "message", "request_id"} <= set(record), record
     ours = [r for r in records if r["request_id"] == "e2e-json-1"]
-    assert {r["logger"] for r in ours} >= {"app.dialogue.service", "uvicorn.access"}, ours
+    assert {r["logger"] for r in ours} >= {"app.orchestrator", "uvicorn.access"}, ours
     access = next(r for r in ours if r["logger"] == "uvicorn.access")
     assert '"POST /v1/chat HTTP/1.1" 200' in access["message"]
     assert any(r["request_id"] is None and r["logger"] == "app.main" for r in records)

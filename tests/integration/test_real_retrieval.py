@@ -5,9 +5,10 @@ from pathlib import Path
 import pytest
 
 from app.config import RetrievalSettings
-from app.container import LexicalIndex, build_store
+from app.container import build_store
 from app.embeddings import Embedder
 from app.retrieval.hybrid import HybridRetriever
+from app.retrieval.lexical import LexicalIndex
 from ingest.pipeline import ingest
 from tests.conftest import real_settings
 

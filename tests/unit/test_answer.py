@@ -186,8 +186,12 @@ def test_full_queue_answers_503_with_retry_after(tmp_path: Path) -> None:
     from app.llm.fake import FakeLLM
 
     class SlowLLM(FakeLLM):
-        def stream(self, messages, *, max_tokens, stop=None):  # type: ignore[no-untyped-def]
-            for piece in super().stream(messages, max_tokens=max_tokens, stop=stop):
+        def stream(  # type: ignore[no-untyped-def]
+            self, messages, *, max_tokens, stop=None, deadline=None
+        ):
+            for piece in super().stream(
+                messages, max_tokens=max_tokens, stop=stop, deadline=deadline
+            ):
                 time.sleep(0.2)
                 yield piece
 

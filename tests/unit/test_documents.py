@@ -1,4 +1,4 @@
-"""The documents service (ingest/documents.py) over fakes: hash embedder, memory store.
+"""The documents service (app/documents.py) over fakes: hash embedder, memory store.
 
 What it must hold: uploads go through the CLI's write path (same ids, same hashes),
 re-uploads write nothing, a broken file costs only itself, a delete leaves the
@@ -14,17 +14,17 @@ from pathlib import Path
 import pytest
 
 from app.config import Settings
-from app.embeddings import HashEmbedder
-from app.retrieval.bm25 import BM25Index, fingerprint
-from app.retrieval.lock import LOCK_NAME, index_lock
-from app.retrieval.store import MemoryStore
-from ingest.documents import (
+from app.documents import (
     STAGING,
     DocumentInFile,
     DocumentNotFound,
     DocumentService,
     upload_name,
 )
+from app.embeddings import HashEmbedder
+from app.retrieval.bm25 import BM25Index, fingerprint
+from app.retrieval.lock import LOCK_NAME, index_lock
+from app.retrieval.store import MemoryStore
 from ingest.pipeline import ingest
 
 pytestmark = pytest.mark.unit

@@ -39,9 +39,10 @@ class FaultyLLM(FakeLLM):
         *,
         max_tokens: int,
         stop: threading.Event | None = None,
+        deadline: Deadline | None = None,
     ) -> Iterator[str]:
         fault = self.faults.pop(0) if self.faults else None
-        for piece in super().stream(messages, max_tokens=max_tokens, stop=stop):
+        for piece in super().stream(messages, max_tokens=max_tokens, stop=stop, deadline=deadline):
             yield piece
             if fault is not None:
                 raise fault
@@ -62,11 +63,12 @@ class SlowLLM(FakeLLM):
         *,
         max_tokens: int,
         stop: threading.Event | None = None,
+        deadline: Deadline | None = None,
     ) -> Iterator[str]:
-        deadline = Deadline(self.timeout_s, clock=lambda: self.now)
-        for piece in super().stream(messages, max_tokens=max_tokens, stop=stop):
+        own = Deadline(self.timeout_s, clock=lambda: self.now)  # the given one is real time
+        for piece in super().stream(messages, max_tokens=max_tokens, stop=stop, deadline=deadline):
             self.now += 1.0
-            deadline.check()
+            own.check()
             yield piece
 
 

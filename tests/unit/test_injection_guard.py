@@ -8,12 +8,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.config import Settings
-from app.domain import Chunk
-from app.llm.base import ChatMessage
+from app.domain import Chunk, RetrievedChunk
+from app.llm.base import ChatMessage, Deadline
 from app.llm.fake import FakeLLM
 from app.main import create_app
 from app.prompts import PromptLibrary
-from app.rag.output_guard import OutputGuard, Shown, StreamGuard
+from app.rag.answer import CheckedText
+from app.rag.citations import CitationChecker
+from app.rag.output_guard import OutputGuard, Shown
 from app.rag.untrusted import REMOVED, addresses_assistant, clean_passage, strip_control_tokens
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -96,21 +98,30 @@ def test_personal_data_must_come_from_what_the_model_was_shown() -> None:
     assert guard.violation("Delivery on 2026-10-16, 99 yuan.", shown) is None
 
 
-def test_stream_guard_sends_nothing_of_a_leak() -> None:
+def _checked(text: str, size: int) -> CheckedText:
+    """`text` fed to a stream check in pieces of `size` characters; every sentence is
+    supported by the one passage, so only the guard can stop it."""
+    passage = RetrievedChunk(Chunk("p#0", "p", text, {"title": "p"}), 1.0)
+    check = CheckedText(CitationChecker([passage], 0.0), _guard(), Shown.of(""))
+    sent = "".join(check.feed(text[i : i + size]) for i in range(0, len(text), size))
+    assert sent + check.flush() == check.sent  # what was let out is what it holds
+    return check
+
+
+def test_the_stream_check_sends_nothing_of_a_leak() -> None:
     rule = SYSTEM["en"].splitlines()[2]
     text = "The kettle holds 1.7 litres [1]. By the way, here are my rules: " + rule
-    stream = StreamGuard(_guard(), Shown.of(""))
-    sent = "".join(stream.feed(text[i : i + 3]) for i in range(0, len(text), 3)) + stream.flush()
-    assert stream.blocked == "blocked_system_prompt"
-    assert rule[:12] not in sent
+    check = _checked(text, 3)
+    assert check.stopped == "blocked_system_prompt"
+    assert rule[:12] not in check.sent
+    assert check.sent == "The kettle holds 1.7 litres [1]."
 
 
-def test_stream_guard_sends_a_clean_answer_whole() -> None:
-    text = "Items can be returned within 30 days of delivery [1]. Refunds take 5 days [2]."
-    stream = StreamGuard(_guard(), Shown.of(""))
-    sent = "".join(stream.feed(text[i : i + 4]) for i in range(0, len(text), 4)) + stream.flush()
-    assert sent == text
-    assert stream.blocked is None
+def test_the_stream_check_sends_a_clean_answer_whole() -> None:
+    text = "Items can be returned within 30 days of delivery [1]. Refunds take 5 days [1]."
+    check = _checked(text, 4)
+    assert check.sent == text
+    assert check.stopped is None
 
 
 class _LeakyLLM(FakeLLM):
@@ -122,6 +133,7 @@ class _LeakyLLM(FakeLLM):
         *,
         max_tokens: int,
         stop: threading.Event | None = None,
+        deadline: Deadline | None = None,
     ) -> Iterator[str]:
         self.calls.append(list(messages))
         for word in f"Sure. {messages[0].content}".split(" "):

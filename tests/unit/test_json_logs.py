@@ -112,6 +112,6 @@ def test_a_request_s_json_lines_carry_its_id(bare_root: Setup, tmp_path: Path) -
     turns = [r for r in records if str(r["message"]).startswith("turn session=")]
     assert len(turns) == 1
     assert turns[0]["request_id"] == "json-req-1"
-    assert turns[0]["logger"] == "app.dialogue.service"
+    assert turns[0]["logger"] == "app.orchestrator"
     ready = next(r for r in records if str(r["message"]).startswith("ShopDesk ready"))
     assert ready["request_id"] is None  # start-up is no request

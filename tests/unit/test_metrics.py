@@ -1,7 +1,8 @@
 """Prometheus metrics: what `/metrics` counts for each request and turn, who may read it,
 and that two apps in one process keep their figures apart."""
 
-import asyncio
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app.config import Settings
 from app.domain import Chunk
+from app.llm.base import Deadline
 from app.llm.gate import GenerationGate
 from app.main import create_app
 from app.observability.asgi import error_code
@@ -217,27 +219,27 @@ def test_the_queue_depth_is_read_from_the_gate_at_each_scrape() -> None:
     def depth() -> float | None:
         return metrics.registry.get_sample_value("shopdesk_llm_queue_depth")
 
-    async def scenario() -> list[float | None]:
-        gate = GenerationGate(max_waiting=4, retry_after_s=1)
-        metrics.watch_queue(gate)
-        seen = [depth()]
-        release = asyncio.Event()
+    gate = GenerationGate(max_waiting=4, retry_after_s=1)
+    metrics.watch_queue(gate)
+    seen = [depth()]
+    assert gate.acquire(Deadline(30.0))  # a call holds the model
 
-        async def hold() -> None:
-            async with gate.slot():
-                await release.wait()
+    def wait_turn() -> None:
+        assert gate.acquire(Deadline(30.0))
+        gate.release()
 
-        holder = asyncio.create_task(hold())
-        await asyncio.sleep(0)  # the holder takes the model
-        waiters = [asyncio.create_task(hold()) for _ in range(2)]
-        await asyncio.sleep(0)  # both queue behind it
-        seen.append(depth())
-        release.set()
-        await asyncio.gather(holder, *waiters)
-        seen.append(depth())
-        return seen
-
-    assert asyncio.run(scenario()) == [0.0, 2.0, 0.0]
+    waiters = [threading.Thread(target=wait_turn, daemon=True) for _ in range(2)]
+    for waiter in waiters:
+        waiter.start()
+    end = time.monotonic() + 5.0
+    while gate.waiting < 2 and time.monotonic() < end:  # both queue behind it
+        time.sleep(0.001)
+    seen.append(depth())
+    gate.release()
+    for waiter in waiters:
+        waiter.join(5.0)
+    seen.append(depth())
+    assert seen == [0.0, 2.0, 0.0]
 
 
 @pytest.mark.parametrize(

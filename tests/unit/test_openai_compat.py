@@ -32,10 +32,10 @@ from app.api.openai_schemas import MODEL_ALIAS as ALIAS
 from app.api.openai_schemas import ChatCompletionChunk, MessageIn
 from app.config import Settings
 from app.domain import Chunk
-from app.llm.base import ChatMessage, LLMError, LLMTimeout
+from app.llm.base import ChatMessage, Deadline, LLMError, LLMTimeout
 from app.llm.fake import FakeLLM
 from app.main import create_app
-from app.orchestrator import TurnEvent
+from app.reply import Done, Piece, Started, TurnEvent, TurnReply
 from app.tools.identity import issue_token
 
 pytestmark = pytest.mark.unit
@@ -50,20 +50,22 @@ def _messages(*pairs: tuple[str, Any]) -> list[MessageIn]:
     return [MessageIn.model_validate({"role": role, "content": content}) for role, content in pairs]
 
 
-def _reply(answer: str, **extra: Any) -> dict[str, Any]:
-    """A turn's reply as the DialogueService gives it (the `done` payload)."""
-    return {
-        "session_id": "s1",
-        "message_id": "m1",
-        "answer": answer,
-        "citations": [CITATION],
-        "grounded": True,
-        "outcome": "generated",
-        "lang": "en",
-        "timings_ms": {"total_ms": 5.0},
-        "handoff": None,
-        **extra,
-    }
+def _reply(answer: str, **extra: Any) -> TurnReply:
+    """A turn's reply as the pipeline gives it (the `Done` event's)."""
+    return TurnReply.model_validate(
+        {
+            "session_id": "s1",
+            "message_id": "m1",
+            "answer": answer,
+            "citations": [CITATION],
+            "grounded": True,
+            "outcome": "generated",
+            "lang": "en",
+            "timings_ms": {"total_ms": 5.0},
+            "handoff": None,
+            **extra,
+        }
+    )
 
 
 # -- the mapping ------------------------------------------------------------------------
@@ -124,10 +126,10 @@ def test_a_reply_becomes_a_completion_with_the_extras() -> None:
 
 
 async def _events(answer: str, pieces: Sequence[str]) -> AsyncIterator[TurnEvent]:
-    yield TurnEvent("meta", {"session_id": "s1", "message_id": "m1"})
+    yield Started("s1", "m1")
     for piece in pieces:
-        yield TurnEvent("token", {"text": piece})
-    yield TurnEvent("done", _reply(answer, timings_ms={"generated_tokens": 3.0}))
+        yield Piece(piece)
+    yield Done(_reply(answer, timings_ms={"generated_tokens": 3.0}))
 
 
 def _chunks(answer: str, pieces: Sequence[str], **kw: bool) -> list[dict[str, Any]]:
@@ -161,18 +163,13 @@ def test_events_become_chunks_with_the_extras_on_the_first_and_last() -> None:
     assert "usage" not in last
 
 
-def test_what_the_checked_answer_adds_goes_out_as_the_last_content() -> None:
-    # a hand-off after an apology that was streamed: the rest completes the text
-    chunks = _chunks("Sorry. A person will take over.", ["Sorry. "])
-    assert chunks[-1]["choices"][0]["delta"] == {"content": "A person will take over."}
-    text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
-    assert text == "Sorry. A person will take over."
-
-    # a checked answer that is not a continuation (renumbered, or a refusal): nothing is
-    # appended; the final chunk's `answer` carries it
-    chunks = _chunks("I don't know.", ["The moon [3]."])
+def test_the_deltas_joined_are_the_answer() -> None:
+    # the pipeline streams checked pieces only, the last one being whatever it could not
+    # stream (a template after an apology): the final chunk adds no text of its own
+    chunks = _chunks("Sorry. A person will take over.", ["Sorry. ", "A person will take over."])
     assert chunks[-1]["choices"][0]["delta"] == {}
-    assert chunks[-1]["answer"] == "I don't know."
+    text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
+    assert text == chunks[-1]["answer"] == "Sorry. A person will take over."
 
 
 def test_include_usage_adds_a_last_chunk_without_choices() -> None:
@@ -202,11 +199,12 @@ class ScriptedLLM(FakeLLM):
         *,
         max_tokens: int,
         stop: threading.Event | None = None,
+        deadline: Deadline | None = None,
     ) -> Iterator[str]:
         fault = self.faults.pop(0) if self.faults else None
         self.entered.set()
         assert self.hold.wait(60), "the test never let the model go on"
-        for piece in super().stream(messages, max_tokens=max_tokens, stop=stop):
+        for piece in super().stream(messages, max_tokens=max_tokens, stop=stop, deadline=deadline):
             yield piece
             if fault is not None:
                 raise fault
@@ -339,8 +337,9 @@ def test_the_stream_ends_with_citations_and_done(client: TestClient) -> None:
     assert data[-1] == "[DONE]"
     chunks = [json.loads(d) for d in data[:-1]]
     contents = [c["choices"][0]["delta"].get("content") for c in chunks if c["choices"]]
-    assert len([c for c in contents if c]) >= 2  # the fake model's words, piece by piece
+    assert any(contents)  # the fake model's answer, sentence by checked sentence
     final = next(c for c in chunks if c["choices"] and c["choices"][0]["finish_reason"])
+    assert "".join(c for c in contents if c) == final["answer"]
     assert final["choices"][0]["finish_reason"] == "stop"
     assert final["citations"] == reference["citations"] != []
     assert final["answer"] == reference["answer"]

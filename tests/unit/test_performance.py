@@ -1,6 +1,7 @@
 """The cheap parts of the fast path: query vectors remembered, prompts packed tight, fair queue."""
 
-import asyncio
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -8,6 +9,7 @@ import pytest
 from app.config import AnswerSettings, RetrievalSettings
 from app.domain import Chunk, RetrievedChunk
 from app.embeddings import HashEmbedder, QueryCache, Vectors
+from app.llm.base import Deadline
 from app.llm.fake import FakeLLM
 from app.llm.gate import GenerationGate
 from app.llm.prefix_cache import common_prefix
@@ -73,23 +75,26 @@ def test_only_passages_close_to_the_best_are_packed(margin: float, packed: int) 
 
 
 def test_the_queue_serves_waiters_in_arrival_order() -> None:
-    async def scenario() -> list[int]:
-        gate = GenerationGate(max_waiting=8, retry_after_s=1)
-        order: list[int] = []
+    gate = GenerationGate(max_waiting=8, retry_after_s=1)
+    order: list[int] = []
+    assert gate.acquire(Deadline(30.0))  # a call holds the model while the others arrive
 
-        async def client(n: int) -> None:
-            async with gate.slot():
-                order.append(n)
-                await asyncio.sleep(0.001)
+    def client(n: int) -> None:
+        assert gate.acquire(Deadline(30.0))
+        order.append(n)
+        gate.release()
 
-        tasks = []
-        for n in range(6):
-            tasks.append(asyncio.create_task(client(n)))
-            await asyncio.sleep(0)  # client n arrives before client n + 1
-        await asyncio.gather(*tasks)
-        return order
-
-    assert asyncio.run(scenario()) == [0, 1, 2, 3, 4, 5]
+    threads = []
+    for n in range(6):
+        threads.append(threading.Thread(target=client, args=(n,), daemon=True))
+        threads[-1].start()
+        end = time.monotonic() + 5.0
+        while gate.waiting < n + 1 and time.monotonic() < end:
+            time.sleep(0.001)  # client n arrives before client n + 1
+    gate.release()
+    for thread in threads:
+        thread.join(5.0)
+    assert order == [0, 1, 2, 3, 4, 5]
 
 
 def test_common_prefix_counts_shared_leading_tokens() -> None:

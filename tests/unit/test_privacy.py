@@ -259,7 +259,7 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
 def test_turn_and_handoff_lines_are_masked_but_the_ticket_is_not(
     client: TestClient, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="app.dialogue.service")
+    caplog.set_level(logging.INFO, logger="app.orchestrator")
     first = "Hello, my email is alice@example.com and I live at 221B Baker Street"
     r = client.post("/v1/chat", json={"message": first})
     assert r.status_code == 200, r.text
@@ -270,7 +270,7 @@ def test_turn_and_handoff_lines_are_masked_but_the_ticket_is_not(
     assert r.json()["outcome"] == "handoff"
     ticket = r.json()["handoff"]["ticket_id"]
 
-    lines = [rec.getMessage() for rec in caplog.records if rec.name == "app.dialogue.service"]
+    lines = [rec.getMessage() for rec in caplog.records if rec.name == "app.orchestrator"]
     turns = [line for line in lines if line.startswith("turn ")]
     assert len(turns) == 2
     assert f"session={session}" in turns[0]
@@ -295,7 +295,7 @@ def test_turn_and_handoff_lines_are_masked_but_the_ticket_is_not(
 def test_a_long_message_is_masked_before_it_is_cut(
     client: TestClient, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="app.dialogue.service")
+    caplog.set_level(logging.INFO, logger="app.orchestrator")
     message = "x" * 190 + " card 4111 1111 1111 1111 thanks"  # the cut falls inside the number
     assert client.post("/v1/chat", json={"message": message}).status_code == 200
     (turn,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("turn ")]

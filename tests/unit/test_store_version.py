@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.container import LexicalIndex
 from app.domain import Chunk
 from app.retrieval.bm25 import fingerprint, refresh_bm25
+from app.retrieval.lexical import LexicalIndex
 from app.retrieval.store import MemoryStore, VersionedStore
 from tests.conftest import real_settings
 

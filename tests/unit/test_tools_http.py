@@ -1,6 +1,6 @@
 """Shop tools over HTTP: verification, order status, returns, product search, leakage.
 
-The app is the real one (routes, dialogue service, tools, SQL order tables, the sample
+The app is the real one (routes, turn pipeline, tools, SQL order tables, the sample
 shop's catalogue and policies ingested), with the fake model, embedder and keyword
 intent classifier, so each test is fast and deterministic. The sample clock is pinned
 to 2026-10-16, the date the sample orders are written around.
