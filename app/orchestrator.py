@@ -29,8 +29,8 @@ from app.db.repository import ConversationStore, MessageRecord, TicketRecord
 from app.dialogue import policy
 from app.dialogue.analyse import Analyser, Analysis
 from app.domain import Citation, Filters, Lang
-from app.llm.base import LLMError
-from app.llm.gate import GenerationGate
+from app.llm.base import LLMError, LLMTimeout
+from app.llm.gate import GenerationGate, call_in_thread
 from app.privacy import mask_pii
 from app.prompts import PromptLibrary
 from app.rag.answer import AnswerResult, AnswerService
@@ -263,7 +263,8 @@ class TurnPipeline:
     async def _rewrite(self, session: Session, state: ToolState) -> str | None:
         """The follow-up as a standalone question; None for the message as it is. An answer
         to the bot's own question ("my email is …") needs no rewrite, and a model failure
-        only costs retrieval quality: the turn goes on."""
+        only costs retrieval quality: the turn goes on. A timeout does not: the turn's
+        time (`llm.timeout_s` from joining the queue) is up, and it ends with a 504."""
         if state.pending is not None:
             return None
         turns = [
@@ -273,9 +274,13 @@ class TurnPipeline:
         ]
         t0 = time.perf_counter()
         try:
-            return await run_in_threadpool(
-                self._rewriter.rewrite, session.message, session.lang, turns, self._probe
+            return await call_in_thread(
+                lambda stop: self._rewriter.rewrite(
+                    session.message, session.lang, turns, self._probe, stop
+                )
             )
+        except LLMTimeout:
+            raise
         except LLMError as exc:
             logger.warning("follow-up not rewritten, the model failed: %s", exc)
             return None
@@ -286,7 +291,8 @@ class TurnPipeline:
         self, session: Session, request: TurnRequest, analysis: Analysis, state: ToolState
     ) -> Draft | None:
         """Orders, returns and the catalogue; None when the documents should answer."""
-        if self._tools is None:
+        tools = self._tools
+        if tools is None:
             return None
         ctx = ToolContext(
             request.message,
@@ -294,10 +300,10 @@ class TurnPipeline:
             analysis.intent.label,
             session.conversation.customer_id,
             state,
-            self._tools.today(),
+            tools.today(),
         )
         t0 = time.perf_counter()
-        done = await run_in_threadpool(self._tools.handle, ctx)
+        done = await call_in_thread(lambda _: tools.handle(ctx))  # it may phrase with the model
         if ctx.state.dump() != session.conversation.tool_state:  # most turns change nothing
             await run_in_threadpool(self._store.set_tool_state, session.id, ctx.state.dump())
         if done is None:

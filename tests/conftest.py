@@ -3,11 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from app.config import Settings
+from tests.support.paths import DATA
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA = Path(__file__).parent / "data"
-MODEL_CACHE = Path(os.environ.get("SHOPDESK_MODEL_CACHE_DIR", ROOT / "var" / "models"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 # Every test client shares one address (TestClient, loopback), so the per-client chat rate
@@ -19,11 +16,6 @@ os.environ.setdefault("SHOPDESK_SERVER__RATE_LIMIT_PER_MINUTE", "0")
 def shop_dir() -> Path:
     """A tiny bilingual shop (policies, FAQ, a product, html, txt, csv) for tests."""
     return DATA / "shop"
-
-
-def real_settings(data_dir: Path, **overrides: object) -> Settings:
-    """Settings with the real backends and the shared, already-assembled model cache."""
-    return Settings(data_dir=data_dir, model_cache_dir=MODEL_CACHE, **overrides)  # type: ignore[arg-type]
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects anything

@@ -14,6 +14,7 @@ import asyncio
 import threading
 from collections import deque
 from collections.abc import AsyncGenerator, Callable, Iterator
+from typing import TypeVar
 
 from app.llm.base import Deadline, LLMTimeout
 
@@ -124,6 +125,41 @@ class GenerationGate:
 
 
 _DONE = object()
+T = TypeVar("T")
+
+
+async def call_in_thread(work: Callable[[threading.Event], T]) -> T:
+    """`work(stop)` in a thread of its own, awaited; `stop` is set if the caller goes away.
+
+    For blocking steps that may wait in the model's queue (a follow-up rewrite, a tool
+    that phrases with the model): like each answer stream, they hold a thread while they
+    wait, and the shared worker pool (40 threads) must not cap how many can queue.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+    stop = threading.Event()
+
+    def settle(result: T | None, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)  # type: ignore[arg-type]
+
+    def run() -> None:
+        try:
+            result = work(stop)
+        except BaseException as exc:  # handed to the awaiting task, which re-raises it
+            loop.call_soon_threadsafe(settle, None, exc)
+        else:
+            loop.call_soon_threadsafe(settle, result, None)
+
+    threading.Thread(target=run, name="model-call", daemon=True).start()
+    try:
+        return await asyncio.shield(future)
+    finally:
+        stop.set()
 
 
 async def stream_in_thread(

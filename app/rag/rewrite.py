@@ -20,6 +20,7 @@ weakly (best cosine below `dialogue.follow_up_max_score`).
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -140,15 +141,17 @@ class Rewriter:
         lang: Lang,
         history: Sequence[Turn],
         probe: Callable[[str], float | None] | None = None,
+        stop: threading.Event | None = None,
     ) -> str | None:
-        """The standalone question, or None when the message is used as it is."""
+        """The standalone question, or None when the message is used as it is; `stop` (the
+        caller went away) ends the model call."""
         if not self.needs_rewrite(message, lang, history, probe):
             return None
         previous = previous_question(history)
         assert previous is not None  # checked by needs_rewrite
         if self._mode == "concat":
             return concat(message, previous, lang)
-        rewritten = self._with_llm(message, lang, history)
+        rewritten = self._with_llm(message, lang, history, stop)
         if (
             rewritten is None
             or _same(rewritten, previous)  # the earlier question instead of the new one
@@ -169,9 +172,12 @@ class Rewriter:
             budget -= cost
         return kept[::-1]
 
-    def _with_llm(self, message: str, lang: Lang, history: Sequence[Turn]) -> str | None:
+    def _with_llm(
+        self, message: str, lang: Lang, history: Sequence[Turn], stop: threading.Event | None
+    ) -> str | None:
         turns = [{"role": t.role, "text": t.text} for t in self.bounded(history)]
         prompt = self._prompts.render("rewrite", lang, turns=turns, message=message)
-        raw = "".join(self._llm.stream([ChatMessage("user", prompt)], max_tokens=self._max_tokens))
+        messages = [ChatMessage("user", prompt)]
+        raw = "".join(self._llm.stream(messages, max_tokens=self._max_tokens, stop=stop))
         line = raw.strip().splitlines()[0].strip().strip('"“”') if raw.strip() else ""
         return line or None

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import ADMIN_KEY
+from tests.support.shopdesk import ADMIN_KEY
 
 pytestmark = pytest.mark.e2e
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from eval.bench.load import run_load
-from tests.e2e.conftest import SAMPLE_KB, own_server
+from tests.support.paths import SAMPLE_KB
+from tests.support.servers import own_server
 
 pytestmark = pytest.mark.e2e
 

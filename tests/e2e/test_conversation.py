@@ -3,7 +3,7 @@
 import httpx
 import pytest
 
-from tests.e2e.conftest import ADMIN_KEY, ask
+from tests.support.shopdesk import ADMIN_KEY, ask
 
 pytestmark = pytest.mark.e2e
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}

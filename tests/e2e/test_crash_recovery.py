@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from eval.bench.server import serving
-from tests.e2e.conftest import ask, env
+from tests.support.shopdesk import ask, env, sse_events
 
 pytestmark = pytest.mark.e2e
 
@@ -34,19 +34,6 @@ def _own_shop(data_dir: Path, tmp_path: Path) -> Path:
     own = tmp_path / "shop"
     shutil.copytree(data_dir, own, ignore=shutil.ignore_patterns("*.db*", "*.log"))
     return own
-
-
-def _events(response: httpx.Response) -> list[tuple[str, str]]:
-    """(event, data) pairs of a server-sent event stream, read to its end."""
-    events: list[tuple[str, str]] = []
-    event = ""
-    for line in response.iter_lines():
-        if line.startswith("event: "):
-            event = line[7:]
-        elif line.startswith("data: "):
-            events.append((event, line[6:]))
-            event = ""
-    return events
 
 
 def _transcript(url: str, session: str) -> list[tuple[str, str]]:
@@ -124,7 +111,7 @@ def test_a_model_past_its_deadline_is_a_clean_error_and_the_session_goes_on(
             timeout=300,
         ) as streamed:
             assert streamed.status_code == 200
-            events = _events(streamed)
+            events = sse_events(streamed)
         assert events[-1] == ("", "[DONE]")
         kind, data = events[-2]
         assert kind == "error"

@@ -28,7 +28,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import ADMIN_KEY, own_server
+from tests.support.servers import own_server
+from tests.support.shopdesk import ADMIN_KEY
 
 pytestmark = pytest.mark.e2e
 

@@ -14,7 +14,7 @@ import pytest
 
 from eval.bench.server import serving
 from eval.injection.run import KB, load_cases, markdown, run, summary
-from tests.e2e.conftest import TOKEN_SECRET, env, ingest
+from tests.support.shopdesk import TOKEN_SECRET, env, ingest
 
 
 @pytest.fixture(scope="module")

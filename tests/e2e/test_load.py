@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from eval import loadtest
-from tests.conftest import ROOT
-from tests.e2e.conftest import env
+from tests.support.paths import ROOT
+from tests.support.shopdesk import env
 
 pytestmark = pytest.mark.e2e
 

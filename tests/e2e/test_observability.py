@@ -9,19 +9,16 @@ own on the deterministic fakes, which is enough to see what its log lines look l
 import json
 import os
 import re
-import socket
-import subprocess
-import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.conftest import ADMIN_KEY, SHOPDESK, ask
+from tests.support.servers import shopdesk_server
+from tests.support.shopdesk import ADMIN_KEY, ask
 
 pytestmark = pytest.mark.e2e
 
@@ -141,37 +138,10 @@ FAKES = {
 }
 
 
-@contextmanager
-def _fake_server(data_dir: Path, log: Path) -> Iterator[str]:
+def _fake_server(data_dir: Path, log: Path) -> AbstractContextManager[str]:
     """`shopdesk serve` on the fakes (no model, no documents: ready in seconds)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
     env = {**os.environ, **FAKES, "SHOPDESK_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"}
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [*SHOPDESK, "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:
-                assert proc.poll() is None, log.read_text(encoding="utf-8")[-2000:]
-                try:
-                    if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.5)
-            else:
-                pytest.fail("the server did not start")
-            yield url
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+    return shopdesk_server(env, log, probe="/healthz", timeout_s=120, poll_s=0.5)
 
 
 def test_json_logs_from_the_server(tmp_path: Path) -> None:

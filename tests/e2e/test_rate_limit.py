@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import own_server
+from tests.support.servers import own_server
 
 pytestmark = pytest.mark.e2e
 

@@ -11,12 +11,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ROOT
-from tests.e2e.conftest import SHOPDESK
-from tests.e2e.conftest import ask as _ask
-from tests.e2e.conftest import count as _count
-from tests.e2e.conftest import env as _env
-from tests.e2e.conftest import ingest as _ingest
+from tests.support.paths import ROOT
+from tests.support.shopdesk import SHOPDESK, sse_events
+from tests.support.shopdesk import ask as _ask
+from tests.support.shopdesk import count as _count
+from tests.support.shopdesk import env as _env
+from tests.support.shopdesk import ingest as _ingest
 
 pytestmark = pytest.mark.e2e
 
@@ -60,7 +60,6 @@ def test_off_topic_question_gets_dont_know_without_citations(server: str) -> Non
 
 
 def test_stream_delivers_tokens_then_the_checked_answer(server: str) -> None:
-    events: list[tuple[str, str]] = []
     with httpx.stream(
         "POST",
         f"{server}/v1/chat/stream",
@@ -68,13 +67,7 @@ def test_stream_delivers_tokens_then_the_checked_answer(server: str) -> None:
         timeout=300,
     ) as r:
         assert r.status_code == 200
-        event = ""
-        for line in r.iter_lines():
-            if line.startswith("event: "):
-                event = line[7:]
-            elif line.startswith("data: "):
-                events.append((event, line[6:]))
-                event = ""
+        events = sse_events(r)
     kinds = [k for k, _ in events]
     assert kinds[0] == "meta"
     assert "token" in kinds

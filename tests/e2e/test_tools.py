@@ -6,7 +6,7 @@ import re
 import httpx
 
 from app.tools.identity import issue_token
-from tests.e2e.conftest import TOKEN_SECRET, ask
+from tests.support.shopdesk import TOKEN_SECRET, ask
 
 
 def _as(customer: str) -> dict[str, str]:

@@ -6,7 +6,7 @@ from app.config import Settings
 from app.container import build_embedder, build_llm
 from app.embeddings import Embedder
 from app.llm.base import LLM
-from tests.conftest import real_settings
+from tests.support.settings import real_settings
 
 
 @pytest.fixture(scope="session")

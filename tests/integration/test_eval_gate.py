@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import MODEL_CACHE, ROOT
+from tests.support.paths import MODEL_CACHE, ROOT
 
 pytestmark = pytest.mark.integration
 SAMPLE = ROOT / "data" / "sample_shop"

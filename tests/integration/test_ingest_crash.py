@@ -27,7 +27,8 @@ from app.retrieval.bm25 import BM25Index, fingerprint
 from app.retrieval.store import ChromaStore
 from ingest.chunking import chunk_document
 from ingest.pipeline import IngestReport, load_documents
-from tests.e2e.conftest import SAMPLE_KB, SHOPDESK, count, env
+from tests.support.paths import SAMPLE_KB
+from tests.support.shopdesk import SHOPDESK, count, env
 
 pytestmark = pytest.mark.integration
 

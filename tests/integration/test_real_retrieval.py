@@ -10,7 +10,7 @@ from app.embeddings import Embedder
 from app.retrieval.hybrid import HybridRetriever
 from app.retrieval.lexical import LexicalIndex
 from ingest.pipeline import ingest
-from tests.conftest import real_settings
+from tests.support.settings import real_settings
 
 pytestmark = pytest.mark.integration
 

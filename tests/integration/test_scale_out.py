@@ -1,6 +1,6 @@
 """The scale-out path for real: the same app on a chroma server, PostgreSQL and a model server.
 
-Each server is started here on a free loopback port (tests/integration/servers.py). One
+Each server is started here on a free loopback port (tests/support/servers.py). One
 "replica" (the real app, `create_app` with the settings a replica would read) serves
 from all three at once; the ingest runs as the CLI would on another machine: its own
 process, its own data dir, nothing in common with the replica but the chroma server.
@@ -35,13 +35,10 @@ from app.main import create_app
 from app.retrieval.bm25 import BM25Index
 from app.retrieval.store import ChromaHttpStore
 from ingest.pipeline import ingest
-from tests.conftest import DATA, MODEL_CACHE, real_settings
-from tests.integration.servers import (
-    chroma_server,
-    create_database,
-    model_server,
-    postgres_server,
-)
+from tests.support.db import add_messages_at_once
+from tests.support.paths import DATA, MODEL_CACHE
+from tests.support.servers import chroma_server, create_database, model_server, postgres_server
+from tests.support.settings import real_settings
 
 pytestmark = pytest.mark.integration
 
@@ -240,16 +237,7 @@ def test_concurrent_turns_get_distinct_consecutive_seqs_on_postgresql(postgres_u
         upgrade(engine)
         store = ConversationStore(engine)
         conversation = store.create_conversation("en")
-
-        def write(worker: int) -> None:
-            for n in range(10):
-                store.add_message(conversation.id, "user", f"{worker}-{n}")
-
-        threads = [threading.Thread(target=write, args=(w,)) for w in range(4)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        add_messages_at_once(store, conversation.id)  # 4 writers x 10 messages
         assert [m.seq for m in store.history(conversation.id)] == list(range(1, 41))
     finally:
         engine.dispose()

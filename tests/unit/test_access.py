@@ -14,6 +14,7 @@ from app.api import admin, agent
 from app.api.auth import require_api_key
 from app.config import ServerSettings, Settings
 from app.main import create_app
+from tests.support.settings import fake_settings
 
 pytestmark = pytest.mark.unit
 
@@ -21,20 +22,9 @@ KEY = "unit-access-key-0123456789"
 SHOP = "https://shop.example"
 
 
-def _settings(tmp_path: Path, **extra: object) -> Settings:
-    return Settings(
-        data_dir=tmp_path,
-        llm={"backend": "fake"},
-        embedding={"backend": "fake"},
-        store={"backend": "memory"},
-        dialogue={"intent_backend": "fake"},
-        **extra,  # type: ignore[arg-type]
-    )
-
-
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
-    settings = _settings(tmp_path, admin_api_key=KEY, server={"cors_origins": [SHOP]})
+    settings = fake_settings(tmp_path, admin_api_key=KEY, server={"cors_origins": [SHOP]})
     with TestClient(create_app(settings)) as test_client:
         yield test_client
 
@@ -109,7 +99,7 @@ def test_methods_other_than_get_and_post_are_not_allowed(client: TestClient) -> 
 
 
 def test_by_default_no_origin_is_allowed(tmp_path: Path) -> None:
-    with TestClient(create_app(_settings(tmp_path))) as client:
+    with TestClient(create_app(fake_settings(tmp_path))) as client:
         r = client.options(
             "/v1/chat", headers={"Origin": SHOP, "Access-Control-Request-Method": "POST"}
         )

@@ -6,32 +6,17 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from app.config import Settings
-from app.domain import Chunk
 from app.main import create_app
+from tests.support.chunks import policy_chunk, seed
+from tests.support.settings import RETRIEVAL, fake_settings
 
 pytestmark = pytest.mark.unit
 
 
-def _chunk(doc_id: str, text: str, kind: str = "policy", lang: str = "en", **extra: str) -> Chunk:
-    meta = {
-        "doc_id": doc_id,
-        "title": doc_id,
-        "source": f"{doc_id}.md",
-        "kind": kind,
-        "lang": lang,
-        "content_hash": "h",
-        "n_chunks": 1,
-        "chunk_index": 0,
-        **extra,
-    }
-    return Chunk(f"{doc_id}#0", doc_id, text, meta)
-
-
 CHUNKS = [
-    _chunk("returns", "Items can be returned within 30 days of delivery."),
-    _chunk("shipping", "Shipping is free on orders over 99 yuan."),
-    _chunk(
+    policy_chunk("returns", "Items can be returned within 30 days of delivery."),
+    policy_chunk("shipping", "Shipping is free on orders over 99 yuan."),
+    policy_chunk(
         "faq-track",
         "How do I track my order?\nOpen My Orders and click Track.",
         kind="faq",
@@ -43,23 +28,9 @@ CHUNKS = [
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
-    settings = Settings(
-        data_dir=tmp_path,
-        llm={"backend": "fake"},
-        embedding={"backend": "fake"},
-        store={"backend": "memory"},
-        retrieval={"min_dense_score": 0.2, "faq_direct_score": 0.95},
-        dialogue={"intent_backend": "fake"},
-    )
-    with TestClient(create_app(settings)) as test_client:
-        container = test_client.app.state.container  # type: ignore[attr-defined]
-        container.store.upsert(
-            CHUNKS,
-            container.embedder.embed_documents(
-                [c.metadata.get("question") or c.text for c in CHUNKS]
-            ),
-        )
-        container.lexical.reload()
+    with TestClient(create_app(fake_settings(tmp_path, retrieval=RETRIEVAL))) as test_client:
+        # an FAQ is embedded from its question, as ingest does
+        seed(test_client, CHUNKS, [str(c.metadata.get("question") or c.text) for c in CHUNKS])
         yield test_client
 
 
@@ -195,17 +166,14 @@ def test_full_queue_answers_503_with_retry_after(tmp_path: Path) -> None:
                 time.sleep(0.2)
                 yield piece
 
-    settings = Settings(
-        data_dir=tmp_path,
-        llm={"backend": "fake", "queue_size": 0, "retry_after_s": 3},
-        embedding={"backend": "fake"},
-        store={"backend": "memory"},
-        retrieval={"min_dense_score": 0.2, "faq_direct_score": 0.95},
+    settings = fake_settings(
+        tmp_path,
+        llm={"queue_size": 0, "retry_after_s": 3},
+        retrieval=RETRIEVAL,
+        dialogue={"intent_backend": "embedding"},  # the default: this test never used the fake
     )
     with TestClient(create_app(settings, llm=SlowLLM())) as test_client:
-        container = test_client.app.state.container  # type: ignore[attr-defined]
-        container.store.upsert(CHUNKS, container.embedder.embed_documents([c.text for c in CHUNKS]))
-        container.lexical.reload()
+        seed(test_client, CHUNKS)
         barrier = threading.Barrier(3)
 
         def ask() -> tuple[int, str | None]:

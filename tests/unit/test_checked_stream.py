@@ -11,33 +11,19 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from app.config import Settings
-from app.domain import Chunk
 from app.llm.base import ChatMessage, Deadline
 from app.llm.fake import FakeLLM
 from app.main import create_app
 from app.rag.citations import SentenceSplitter
+from tests.support.chunks import policy_chunk, seed
+from tests.support.settings import fake_settings
 
 pytestmark = pytest.mark.unit
 
 
-def _chunk(doc_id: str, text: str) -> Chunk:
-    meta = {
-        "doc_id": doc_id,
-        "title": doc_id,
-        "source": f"{doc_id}.md",
-        "kind": "policy",
-        "lang": "en",
-        "content_hash": "h",
-        "n_chunks": 1,
-        "chunk_index": 0,
-    }
-    return Chunk(f"{doc_id}#0", doc_id, text, meta)
-
-
 CHUNKS = [
-    _chunk("returns", "Items can be returned within 30 days of delivery."),
-    _chunk("shipping", "Shipping is free on orders over 99 yuan."),
+    policy_chunk("returns", "Items can be returned within 30 days of delivery."),
+    policy_chunk("shipping", "Shipping is free on orders over 99 yuan."),
 ]
 
 
@@ -69,18 +55,9 @@ class ScriptedLLM(FakeLLM):
 
 @contextmanager
 def _client(tmp_path: Path, llm: ScriptedLLM) -> Iterator[TestClient]:
-    settings = Settings(
-        data_dir=tmp_path,
-        llm={"backend": "fake"},
-        embedding={"backend": "fake"},
-        store={"backend": "memory"},
-        retrieval={"min_dense_score": 0.0, "faq_direct_score": 0.99},
-        dialogue={"intent_backend": "fake"},
-    )
+    settings = fake_settings(tmp_path, retrieval={"min_dense_score": 0.0, "faq_direct_score": 0.99})
     with TestClient(create_app(settings, llm=llm)) as client:
-        container = client.app.state.container  # type: ignore[attr-defined]
-        container.store.upsert(CHUNKS, container.embedder.embed_documents([c.text for c in CHUNKS]))
-        container.lexical.reload()
+        seed(client, CHUNKS)
         yield client
 
 

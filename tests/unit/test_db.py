@@ -17,6 +17,7 @@ from app.db.engine import database_url, make_engine, upgrade
 from app.db.models import Base, Message
 from app.db.repository import AlreadyExists, ConversationStore, NotFound, Stats
 from app.db.stats import Unanswered, nearest_rank, normalise_question
+from tests.support.db import add_messages_at_once, migrated_engine
 
 pytestmark = pytest.mark.unit
 
@@ -40,10 +41,8 @@ class Clock:
 
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = make_engine(database_url(tmp_path / "data", None))
-    upgrade(engine)
-    yield engine
-    engine.dispose()
+    with migrated_engine(database_url(tmp_path / "data", None)) as engine:
+        yield engine
 
 
 @pytest.fixture
@@ -233,16 +232,7 @@ def test_concurrent_messages_still_get_distinct_consecutive_seqs(tmp_path: Path)
     upgrade(engine)
     store = ConversationStore(engine)
     conversation = store.create_conversation()
-
-    def write(worker: int) -> None:
-        for n in range(10):
-            store.add_message(conversation.id, "user", f"{worker}-{n}")
-
-    threads = [threading.Thread(target=write, args=(w,)) for w in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    add_messages_at_once(store, conversation.id)  # 4 writers x 10 messages
     assert [m.seq for m in store.history(conversation.id)] == list(range(1, 41))
     engine.dispose()
 

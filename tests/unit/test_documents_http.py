@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from app.config import Settings
 from app.main import create_app
+from tests.support.settings import fake_settings
 
 pytestmark = pytest.mark.unit
 
@@ -26,12 +26,8 @@ MAX_BODY, MAX_UPLOAD = 2048, 16384
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
-    settings = Settings(
-        data_dir=tmp_path,
-        llm={"backend": "fake"},
-        embedding={"backend": "fake"},
-        store={"backend": "memory"},
-        dialogue={"intent_backend": "fake"},
+    settings = fake_settings(
+        tmp_path,
         server={"max_body_bytes": MAX_BODY, "max_upload_bytes": MAX_UPLOAD},
         admin_api_key=KEY,
     )

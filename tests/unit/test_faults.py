@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from app.config import Settings
-from app.domain import Chunk
 from app.llm.base import ChatMessage, Deadline, LLMError, LLMTimeout
 from app.llm.fake import FakeLLM
 from app.main import create_app
+from tests.support.chunks import policy_chunk, seed
+from tests.support.settings import RETRIEVAL, fake_settings
 
 pytestmark = pytest.mark.unit
 
@@ -72,21 +72,8 @@ class SlowLLM(FakeLLM):
             yield piece
 
 
-def _chunk(doc_id: str, text: str) -> Chunk:
-    meta = {"doc_id": doc_id, "title": doc_id, "source": f"{doc_id}.md", "kind": "policy",
-            "lang": "en", "content_hash": "h", "n_chunks": 1, "chunk_index": 0}  # fmt: skip
-    return Chunk(f"{doc_id}#0", doc_id, text, meta)
-
-
 def _client(tmp_path: Path, llm: FakeLLM) -> TestClient:
-    settings = Settings(
-        data_dir=tmp_path,
-        llm={"backend": "fake", "queue_size": 0},
-        embedding={"backend": "fake"},
-        store={"backend": "memory"},
-        retrieval={"min_dense_score": 0.2, "faq_direct_score": 0.95},
-        dialogue={"intent_backend": "fake"},
-    )
+    settings = fake_settings(tmp_path, llm={"queue_size": 0}, retrieval=RETRIEVAL)
     return TestClient(create_app(settings, llm=llm))
 
 
@@ -103,10 +90,7 @@ def client(tmp_path: Path, faulty: FaultyLLM) -> Iterator[TestClient]:
 
 
 def _shop(client: TestClient) -> None:
-    container = client.app.state.container  # type: ignore[attr-defined]
-    chunks = [_chunk("returns", "Items can be returned within 30 days of delivery.")]
-    container.store.upsert(chunks, container.embedder.embed_documents([chunks[0].text]))
-    container.lexical.reload()
+    seed(client, [policy_chunk("returns", "Items can be returned within 30 days of delivery.")])
 
 
 def _chat(client: TestClient, message: str, session: str | None = None) -> tuple[int, dict]:

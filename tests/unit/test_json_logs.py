@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from app.config import Settings
 from app.logs import HANDLER_NAME, PiiFilter, setup_logging
 from app.main import create_app
 from app.observability.request_id import HEADER, RequestIdFilter
+from tests.support.settings import fake_settings
 
 pytestmark = pytest.mark.unit
 
@@ -98,14 +98,7 @@ def test_setting_up_again_switches_the_format_and_keeps_one_of_each_filter(
 
 def test_a_request_s_json_lines_carry_its_id(bare_root: Setup, tmp_path: Path) -> None:
     stream = bare_root(log_format="json")
-    settings = Settings(
-        data_dir=tmp_path,
-        llm={"backend": "fake"},
-        embedding={"backend": "fake"},
-        store={"backend": "memory"},
-        dialogue={"intent_backend": "fake"},
-    )
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(fake_settings(tmp_path))) as client:
         r = client.post("/v1/chat", json={"message": "hello"}, headers={HEADER: "json-req-1"})
         assert r.status_code == 200
     records = _records(stream)

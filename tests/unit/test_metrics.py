@@ -12,12 +12,13 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.config import Settings
-from app.domain import Chunk
 from app.llm.base import Deadline
 from app.llm.gate import GenerationGate
 from app.main import create_app
 from app.observability.asgi import error_code
 from app.observability.metrics import HANDOFF_REASONS, TURN_OUTCOMES, Metrics
+from tests.support.chunks import policy_chunk, seed
+from tests.support.settings import RETRIEVAL, fake_settings
 
 pytestmark = pytest.mark.unit
 
@@ -26,29 +27,14 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 
 
 def _settings(tmp_path: Path, **extra: object) -> Settings:
-    return Settings(
-        data_dir=tmp_path,
-        llm={"backend": "fake"},
-        embedding={"backend": "fake"},
-        store={"backend": "memory"},
-        retrieval={"min_dense_score": 0.2, "faq_direct_score": 0.95},
-        dialogue={"intent_backend": "fake"},
-        **extra,  # type: ignore[arg-type]
-    )
+    return fake_settings(tmp_path, retrieval=RETRIEVAL, **extra)
 
 
 def _shop(client: TestClient) -> None:
     """One returns passage, so that a returns question retrieves it and the fake model
     answers from it (the FAQ fast path is out of reach at 0.95)."""
-    container = client.app.state.container  # type: ignore[attr-defined]
     text = "Items can be returned within 30 days of delivery."
-    meta: dict[str, str | int | float | bool] = {
-        "doc_id": "returns", "title": "Returns", "source": "returns.md", "kind": "policy",
-        "lang": "en", "content_hash": "h", "n_chunks": 1, "chunk_index": 0,
-    }  # fmt: skip
-    chunk = Chunk("returns#0", "returns", text, meta)
-    container.store.upsert([chunk], container.embedder.embed_documents([text]))
-    container.lexical.reload()
+    seed(client, [policy_chunk("returns", text, title="Returns")])
 
 
 @pytest.fixture

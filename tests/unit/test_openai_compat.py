@@ -30,13 +30,13 @@ from app.api.openai_compat import (
 )
 from app.api.openai_schemas import MODEL_ALIAS as ALIAS
 from app.api.openai_schemas import ChatCompletionChunk, MessageIn
-from app.config import Settings
-from app.domain import Chunk
 from app.llm.base import ChatMessage, Deadline, LLMError, LLMTimeout
 from app.llm.fake import FakeLLM
 from app.main import create_app
 from app.reply import Done, Piece, Started, TurnEvent, TurnReply
 from app.tools.identity import issue_token
+from tests.support.chunks import policy_chunk, seed
+from tests.support.settings import RETRIEVAL, fake_settings
 
 pytestmark = pytest.mark.unit
 
@@ -211,13 +211,10 @@ class ScriptedLLM(FakeLLM):
 
 
 def _app(tmp_path: Path, llm: FakeLLM, **server: int) -> TestClient:
-    settings = Settings(
-        data_dir=tmp_path,
-        llm={"backend": "fake", "queue_size": 0, "retry_after_s": 3},
-        embedding={"backend": "fake"},
-        store={"backend": "memory"},
-        retrieval={"min_dense_score": 0.2, "faq_direct_score": 0.95},
-        dialogue={"intent_backend": "fake"},
+    settings = fake_settings(
+        tmp_path,
+        llm={"queue_size": 0, "retry_after_s": 3},
+        retrieval=RETRIEVAL,
         tools={"customer_token_secret": SECRET},
         server=server,
     )
@@ -225,20 +222,8 @@ def _app(tmp_path: Path, llm: FakeLLM, **server: int) -> TestClient:
 
 
 def _shop(client: TestClient) -> None:
-    container = client.app.state.container  # type: ignore[attr-defined]
-    meta: dict[str, str | int | float | bool] = {
-        "doc_id": "returns",
-        "title": "Returns",
-        "source": "returns.md",
-        "kind": "policy",
-        "lang": "en",
-        "content_hash": "h",
-        "n_chunks": 1,
-        "chunk_index": 0,
-    }
-    chunk = Chunk("returns#0", "returns", "Items can be returned within 30 days of delivery.", meta)
-    container.store.upsert([chunk], container.embedder.embed_documents([chunk.text]))
-    container.lexical.reload()
+    text = "Items can be returned within 30 days of delivery."
+    seed(client, [policy_chunk("returns", text, title="Returns")])
 
 
 @pytest.fixture

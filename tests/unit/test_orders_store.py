@@ -27,6 +27,7 @@ from app.db.shop_models import CustomerRow, OrderLineRow, OrderRow, ReturnReques
 from app.tools.records import Customer, Order, OrderLine, OrderRepository, Shipment
 from app.tools.seed import load_orders, read_orders
 from app.tools.sql_orders import SqlOrderRepository, new_return_id
+from tests.support.db import migrated_engine
 
 pytestmark = pytest.mark.unit
 
@@ -58,10 +59,8 @@ def _order(order_id: str, customer: Customer = ALICE, **changes: object) -> Orde
 
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = make_engine(database_url(tmp_path / "data", None))
-    upgrade(engine)
-    yield engine
-    engine.dispose()
+    with migrated_engine(database_url(tmp_path / "data", None)) as engine:
+        yield engine
 
 
 @pytest.fixture

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from app.config import Settings
 from app.logs import LOG_FORMAT, MaskingFormatter, PiiFilter, setup_logging
 from app.main import create_app
 from app.privacy import mask_pii
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
+from tests.support.settings import fake_settings
 
 pytestmark = pytest.mark.unit
 
@@ -244,15 +244,7 @@ def test_uvicorn_lines_go_through_the_masked_root_handler(root_logging: io.Strin
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
-    settings = Settings(
-        data_dir=tmp_path,
-        llm={"backend": "fake"},
-        embedding={"backend": "fake"},
-        store={"backend": "memory"},
-        dialogue={"intent_backend": "fake"},
-        admin_api_key=KEY,
-    )
-    with TestClient(create_app(settings)) as test_client:
+    with TestClient(create_app(fake_settings(tmp_path, admin_api_key=KEY))) as test_client:
         yield test_client
 
 

@@ -9,8 +9,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.api.ratelimit import RateLimited, TokenBucketLimiter, limiter_for
-from app.config import ServerSettings, Settings
+from app.config import ServerSettings
 from app.main import create_app
+from tests.support.settings import fake_settings
 
 pytestmark = pytest.mark.unit
 
@@ -139,13 +140,8 @@ def test_zero_per_minute_switches_it_off() -> None:
 
 
 def _app(tmp_path: Path, **server: object) -> Iterator[TestClient]:
-    settings = Settings(
-        data_dir=tmp_path,
-        llm={"backend": "fake"},
-        embedding={"backend": "fake"},
-        store={"backend": "memory"},
-        dialogue={"intent_backend": "fake"},
-        server={"rate_limit_per_minute": 1, "rate_limit_burst": 2, **server},
+    settings = fake_settings(
+        tmp_path, server={"rate_limit_per_minute": 1, "rate_limit_burst": 2, **server}
     )
     with TestClient(create_app(settings)) as client:
         yield client

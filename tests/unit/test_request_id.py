@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from app.config import Settings
 from app.logs import formatter_for, install_mask, install_request_id
 from app.main import create_app
 from app.observability.request_id import (
@@ -20,28 +19,18 @@ from app.observability.request_id import (
     accept_request_id,
     current_request_id,
 )
+from tests.support.settings import fake_settings
 
 pytestmark = pytest.mark.unit
 
 GENERATED = re.compile(r"[0-9a-f]{32}")
 
 
-def _settings(tmp_path: Path, **extra: object) -> Settings:
-    return Settings(
-        data_dir=tmp_path,
-        llm={"backend": "fake"},
-        embedding={"backend": "fake"},
-        store={"backend": "memory"},
-        dialogue={"intent_backend": "fake"},
-        **extra,  # type: ignore[arg-type]
-    )
-
-
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
     # two chat requests at once, one a minute: the third is a 429
-    app = create_app(_settings(tmp_path, server={"rate_limit_per_minute": 1,
-                                                 "rate_limit_burst": 2}))  # fmt: skip
+    app = create_app(fake_settings(tmp_path, server={"rate_limit_per_minute": 1,
+                                                     "rate_limit_burst": 2}))  # fmt: skip
 
     @app.get("/whoami")
     async def whoami() -> dict[str, str | None]:
@@ -133,7 +122,7 @@ def test_a_stream_carries_the_id(client: TestClient) -> None:
 
 
 def test_a_header_the_app_set_itself_is_replaced_not_doubled(tmp_path: Path) -> None:
-    app = create_app(_settings(tmp_path))
+    app = create_app(fake_settings(tmp_path))
 
     @app.get("/own")
     async def own() -> dict[str, str]:

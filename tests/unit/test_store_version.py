@@ -15,7 +15,7 @@ from app.domain import Chunk
 from app.retrieval.bm25 import fingerprint, refresh_bm25
 from app.retrieval.lexical import LexicalIndex
 from app.retrieval.store import MemoryStore, VersionedStore
-from tests.conftest import real_settings
+from tests.support.settings import real_settings
 
 pytestmark = pytest.mark.unit
 

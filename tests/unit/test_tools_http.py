@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from app.config import Settings
 from app.db.engine import database_url, make_engine
 from app.main import create_app
 from app.tools.identity import issue_token
@@ -23,7 +22,8 @@ from app.tools.seed import load_orders
 from app.tools.sql_orders import SqlOrderRepository
 from eval import leakage
 from ingest.pipeline import ingest
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
+from tests.support.settings import fake_settings
 
 SAMPLE = ROOT / "data" / "sample_shop"
 SECRET = "unit-test-token-secret"
@@ -32,13 +32,8 @@ SECRET = "unit-test-token-secret"
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, Path]]:
     data_dir = tmp_path_factory.mktemp("tools")
-    settings = Settings(
-        data_dir=data_dir,
-        llm={"backend": "fake"},
-        embedding={"backend": "fake"},
-        store={"backend": "memory"},
-        dialogue={"intent_backend": "fake"},
-        tools={"today": date(2026, 10, 16), "customer_token_secret": SECRET},
+    settings = fake_settings(
+        data_dir, tools={"today": date(2026, 10, 16), "customer_token_secret": SECRET}
     )
     with TestClient(create_app(settings)) as client:
         container = client.app.state.container  # type: ignore[attr-defined]

@@ -1,10 +1,9 @@
-"""The scale-out path's servers, each started for real on a free loopback port.
-
-A chroma server (`chroma run`, from chromadb), PostgreSQL (the Debian package's
-initdb and pg_ctl, in a temporary directory) and an OpenAI-compatible model server
-(`python -m llama_cpp.server`). A missing program fails the test with the package to
-install: CI installs them (the Makefile's system packages), so a silent skip would
-hide that the path went untested.
+"""Real servers for tests, each started as its own process on a free loopback port and
+stopped on exit: ShopDesk itself (`shopdesk serve`), and the scale-out path's chroma server
+(`chroma run`, from chromadb), PostgreSQL (the Debian package's initdb and pg_ctl, in a
+temporary directory) and an OpenAI-compatible model server (`python -m llama_cpp.server`).
+A missing program fails the test with the package to install: CI installs them (the
+Makefile's system packages), so a silent skip would hide that the path went untested.
 """
 
 from __future__ import annotations
@@ -25,6 +24,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from eval.bench.server import serving
+from tests.support.shopdesk import SHOPDESK, env, load_orders
+
 START_TIMEOUT_S = 180.0
 PG_USER = "shopdesk"
 
@@ -36,17 +38,23 @@ def free_port() -> int:
         return port
 
 
-def _wait_until(ready: Callable[[], bool], proc: subprocess.Popen[bytes], log: Path) -> None:
+def _wait_until(
+    ready: Callable[[], bool],
+    proc: subprocess.Popen[bytes],
+    log: Path,
+    timeout_s: float,
+    poll_s: float,
+) -> None:
     """Until `ready()`; fails with the log's tail when the process dies or never gets there."""
-    deadline = time.monotonic() + START_TIMEOUT_S
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             pytest.fail(f"{proc.args!r} exited ({proc.returncode}):\n{_tail(log)}")
         with contextlib.suppress(httpx.TransportError):
             if ready():
                 return
-        time.sleep(0.25)
-    pytest.fail(f"{proc.args!r} not ready after {START_TIMEOUT_S:g} s:\n{_tail(log)}")
+        time.sleep(poll_s)
+    pytest.fail(f"{proc.args!r} not ready after {timeout_s:g} s:\n{_tail(log)}")
 
 
 def _tail(log: Path) -> str:
@@ -54,12 +62,23 @@ def _tail(log: Path) -> str:
 
 
 @contextlib.contextmanager
-def _process(args: list[str], log: Path, ready: Callable[[], bool]) -> Iterator[None]:
+def _process(
+    args: list[str],
+    log: Path,
+    ready: Callable[[], bool],
+    *,
+    environ: dict[str, str] | None = None,
+    timeout_s: float = START_TIMEOUT_S,
+    poll_s: float = 0.25,
+) -> Iterator[None]:
+    """`args` running, its output to `log`, once `ready()`; `environ` replaces the
+    environment (by default this process's, unbuffered: the log is read while it runs)."""
     with log.open("wb") as out:
-        env = os.environ | {"PYTHONUNBUFFERED": "1"}  # the log is read while it runs
-        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
+        if environ is None:
+            environ = os.environ | {"PYTHONUNBUFFERED": "1"}
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=environ)
         try:
-            _wait_until(ready, proc, log)
+            _wait_until(ready, proc, log, timeout_s, poll_s)
             yield
         finally:
             proc.terminate()
@@ -68,6 +87,46 @@ def _process(args: list[str], log: Path, ready: Callable[[], bool]) -> Iterator[
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+@contextlib.contextmanager
+def shopdesk_server(
+    environ: dict[str, str],
+    log: Path,
+    *,
+    probe: str = "/readyz",
+    timeout_s: float = START_TIMEOUT_S,
+    poll_s: float = 0.25,
+) -> Iterator[str]:
+    """`shopdesk serve` with the environment `environ` (which names its data dir), its
+    output to `log`; yields its URL once `probe` answers 200."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    args = [*SHOPDESK, "serve", "--host", "127.0.0.1", "--port", str(port)]
+
+    def ready() -> bool:
+        return httpx.get(f"{url}{probe}", timeout=2).status_code == 200
+
+    with _process(args, log, ready, environ=environ, timeout_s=timeout_s, poll_s=poll_s):
+        yield url
+
+
+@contextlib.contextmanager
+def own_server(
+    data_dir: Path, into: Path, overrides: dict[str, str] | None = None, *, orders: bool = False
+) -> Iterator[tuple[str, int]]:
+    """(url, pid) of a server of its own over a copy of the ingested shop at `into`.
+
+    For tests that would disturb the session's server (a short queue under load, a
+    fuzzer writing feedback and ticket replies) or that it would disturb. The database is
+    not copied, so the copy starts without conversations; `orders` loads the sample
+    orders into it. `overrides` are environment variables on top of `env(into)`.
+    """
+    shutil.copytree(data_dir, into, ignore=shutil.ignore_patterns("*.db*", "*.log"))
+    if orders:
+        load_orders(into)
+    with serving(into, env(into) | (overrides or {})) as (url, pid):
+        yield url, pid
 
 
 @contextlib.contextmanager
