@@ -10,6 +10,15 @@ Before each run the context is set back to the same state: the fixed prompt
 prefix cached, nothing after it. The bare run's time to first token is then
 the model's processing of the uncached part of the prompt (plus one token).
 
+ShopDesk streams checked sentences only, so its first `token` event is its first
+checked sentence. Both are timed: the first `token` event at the client, and the
+model's own first token on the same clock (the recorder sees it in-process; the
+`done` event's `timings_ms.first_token_ms` / `first_sentence_ms` are the server's
+view, from the start of answering). The bare side is timed to its first token and
+to the end of its first sentence, cut by `SentenceSplitter` as the pipeline cuts
+it. The cost of checking before streaming is then "first checked sentence / bare
+first sentence" (bare first token + that sentence's own generation time).
+
 FAQ questions are timed through `POST /v1/chat` twice: first wording (the query
 vector computed) and the same wording again (the query vector remembered).
 """
@@ -30,7 +39,11 @@ from app.config import Settings
 from app.llm.base import ChatMessage, Deadline
 from app.llm.llamacpp import LlamaCppLLM
 from app.main import create_app
+from app.rag.citations import SentenceSplitter
 from eval.bench.stats import ratio, summary_ms
+
+FIRST_SENTENCE_TARGET = 1.2
+"""First checked sentence within 20 % of the bare model's first sentence."""
 
 
 @dataclass
@@ -38,6 +51,8 @@ class _Call:
     messages: list[ChatMessage]
     max_tokens: int
     text: str = ""
+    first_at: float | None = None
+    """`time.perf_counter()` when the model's first piece came out."""
 
 
 @dataclass
@@ -74,15 +89,28 @@ class Recorder:
         for piece in self.inner.stream(
             messages, max_tokens=max_tokens, stop=stop, deadline=deadline
         ):
+            if piece and call.first_at is None:
+                call.first_at = time.perf_counter()
             call.text += piece
             yield piece
 
 
 @dataclass
 class Timing:
+    """One run, in seconds from the request (ShopDesk) or the call (bare)."""
+
     first_s: float
+    """The first streamed text: ShopDesk's first `token` event (its first checked
+    sentence), the bare model's first token."""
     total_s: float
     text: str
+    model_first_s: float = 0.0
+    """The model's own first token (bare: `first_s`)."""
+    sentence_s: float = 0.0
+    """The end of the first sentence: ShopDesk's first `token` event; for the bare model
+    the moment `SentenceSplitter` cuts its first sentence (else the end of its text)."""
+    server_ms: dict[str, float] = field(default_factory=dict)
+    """ShopDesk's `done.timings_ms` (from the start of answering)."""
 
 
 def reset_to_prefix(llm: LlamaCppLLM, messages: Sequence[ChatMessage]) -> int:
@@ -97,7 +125,8 @@ def bare(llm: LlamaCppLLM, settings: Settings, call: _Call) -> Timing:
     """The plain llama-cpp-python call a developer would write, on the same prompt."""
     payload: list[Any] = [{"role": m.role, "content": m.content} for m in call.messages]
     t0 = time.perf_counter()
-    first, pieces = 0.0, []
+    first, sentence, pieces = 0.0, 0.0, []
+    splitter = SentenceSplitter()
     with llm.lock:
         chunks = llm.llama.create_chat_completion(
             payload,
@@ -111,11 +140,22 @@ def bare(llm: LlamaCppLLM, settings: Settings, call: _Call) -> Timing:
             if isinstance(piece, str) and piece:
                 first = first or time.perf_counter() - t0
                 pieces.append(piece)
-    return Timing(first, time.perf_counter() - t0, "".join(pieces))
+                if not sentence and splitter.feed(piece):
+                    sentence = time.perf_counter() - t0
+    total = time.perf_counter() - t0
+    text = "".join(pieces)
+    if not sentence and text.strip():
+        sentence = total  # one sentence: it ends with the text, as the pipeline's flush
+    return Timing(first, total, text, model_first_s=first, sentence_s=sentence)
 
 
-def shopdesk(client: TestClient, question: str) -> tuple[Timing, dict[str, Any]]:
-    """One turn over the SSE route, timed at the client."""
+def shopdesk(
+    client: TestClient, question: str, model: Recorder | None = None
+) -> tuple[Timing, dict[str, Any]]:
+    """One turn over the SSE route, timed at the client; with `model` (the recorder the
+    app calls) also the model's first token, on the same clock."""
+    if model is not None:
+        model.calls.clear()
     t0 = time.perf_counter()
     first, done, event = 0.0, {}, ""
     with client.stream("POST", "/v1/chat/stream", json={"message": question}) as r:
@@ -129,7 +169,23 @@ def shopdesk(client: TestClient, question: str) -> tuple[Timing, dict[str, Any]]
                 first = first or time.perf_counter() - t0
             elif line.startswith("data:") and event == "done":
                 done = json.loads(line.split(":", 1)[1])
-    return Timing(first, time.perf_counter() - t0, str(done.get("answer", ""))), done
+    total = time.perf_counter() - t0
+    server = {k: float(v) for k, v in (done.get("timings_ms") or {}).items()}
+    model_first = 0.0
+    if model is not None and model.calls and model.calls[0].first_at is not None:
+        model_first = model.calls[0].first_at - t0
+    elif first and "first_token_ms" in server and "first_sentence_ms" in server:
+        # no recorder: back from the first token event by the server's own interval
+        model_first = first - (server["first_sentence_ms"] - server["first_token_ms"]) / 1000
+    timing = Timing(
+        first,
+        total,
+        str(done.get("answer", "")),
+        model_first_s=model_first,
+        sentence_s=first,
+        server_ms=server,
+    )
+    return timing, done
 
 
 def generated(
@@ -148,8 +204,7 @@ def generated(
             break
         if answers.plan(q).direct is not None:
             continue  # answered without the model (FAQ or weak evidence)
-        rec.calls.clear()
-        _, done = shopdesk(client, q)  # learn the prompt ShopDesk builds for q
+        _, done = shopdesk(client, q, rec)  # learn the prompt ShopDesk builds for q
         if done.get("outcome") != "generated" or len(rec.calls) != 1:
             continue
         if (done.get("sentiment") or {}).get("label") == "negative":
@@ -160,8 +215,7 @@ def generated(
             for side in ("ours", "bare") if rnd % 2 == 0 else ("bare", "ours"):
                 cached = reset_to_prefix(llm, call.messages)
                 if side == "ours":
-                    rec.calls.clear()
-                    timing, _ = shopdesk(client, q)
+                    timing, _ = shopdesk(client, q, rec)
                     row["same_text"] &= bool(rec.calls) and rec.calls[0].text == call.text
                 else:
                     timing = bare(llm, settings, call)
@@ -175,13 +229,31 @@ def generated(
 
 
 def _summarise(items: list[dict[str, Any]]) -> dict[str, Any]:
-    ours_total = [t.total_s for it in items for t in it["ours"]]
-    bare_total = [t.total_s for it in items for t in it["bare"]]
-    ours_first = [t.first_s for it in items for t in it["ours"]]
-    bare_first = [t.first_s for it in items for t in it["bare"]]
+    """p50s and ratios over every run. `ours_first_token` is the model's first token inside
+    ShopDesk (what the first `token` event was until the stream sent checked sentences only);
+    `ours_first_sentence` is the first `token` event, the first checked sentence."""
+
+    def each(side: str, attr: str) -> list[float]:
+        return [float(getattr(t, attr)) for it in items for t in it[side]]
+
+    def server(key: str) -> list[float]:
+        return [t.server_ms[key] / 1000 for it in items for t in it["ours"] if key in t.server_ms]
+
+    ours_total, bare_total = each("ours", "total_s"), each("bare", "total_s")
+    ours_first, bare_first = each("ours", "model_first_s"), each("bare", "first_s")
+    ours_sentence, bare_sentence = each("ours", "sentence_s"), each("bare", "sentence_s")
     per_item = [
         median(o.total_s / b.total_s for o, b in zip(it["ours"], it["bare"], strict=True))
         for it in items
+    ]
+    per_item_sentence = [
+        median(
+            o.sentence_s / b.sentence_s
+            for o, b in zip(it["ours"], it["bare"], strict=True)
+            if b.sentence_s
+        )
+        for it in items
+        if any(b.sentence_s for b in it["bare"])
     ]
     return {
         "questions": len(items),
@@ -201,6 +273,21 @@ def _summarise(items: list[dict[str, Any]]) -> dict[str, Any]:
         "ours_first_token": summary_ms(ours_first),
         "bare_uncached_prompt": summary_ms(bare_first),
         "first_token_ratio": ratio(sum(ours_first), sum(bare_first)),
+        "ours_first_sentence": summary_ms(ours_sentence),
+        "ours_first_token_to_sentence": summary_ms(
+            [s - f for s, f in zip(ours_sentence, ours_first, strict=True)]
+        ),
+        "server_first_token": summary_ms(server("first_token_ms")),
+        "server_first_sentence": summary_ms(server("first_sentence_ms")),
+        "bare_first_sentence": summary_ms(bare_sentence),
+        "bare_first_sentence_generation": summary_ms(
+            [s - f for s, f in zip(bare_sentence, bare_first, strict=True)]
+        ),
+        "first_sentence_ratio": ratio(sum(ours_sentence), sum(bare_sentence)),
+        "first_sentence_ratio_median_per_question": round(median(per_item_sentence), 4)
+        if per_item_sentence
+        else None,
+        "first_sentence_target": FIRST_SENTENCE_TARGET,
     }
 
 
@@ -266,11 +353,20 @@ def rows(result: dict[str, Any]) -> list[list[str]]:
             f"{g['runs_per_side'] // max(g['questions'], 1)}, {g['identical_output']} same text)",
         ],
         [
-            "first token vs bare uncached prompt",
+            "model's first token vs bare uncached prompt",
             f"{g['ours_first_token']['p50_ms']:.0f} / {g['bare_uncached_prompt']['p50_ms']:.0f}"
             " ms p50",
             f"ratio {g['first_token_ratio']:.3f}; prompt {g['prompt_tokens_mean']:.0f} tokens, "
             f"{g['cached_prefix_tokens']} cached",
+        ],
+        [
+            "first checked sentence (first streamed token) vs bare first sentence",
+            f"{g['ours_first_sentence']['p50_ms']:.0f} / {g['bare_first_sentence']['p50_ms']:.0f}"
+            " ms p50",
+            f"ratio {g['first_sentence_ratio']:.3f} (target <= {g['first_sentence_target']:.2f});"
+            f" bare = first token + {g['bare_first_sentence_generation']['p50_ms']:.0f} ms of"
+            f" sentence; ShopDesk sends it {g['ours_first_token_to_sentence']['p50_ms']:.0f} ms"
+            " after the model's first token",
         ],
         [
             "FAQ fast path (new wording)",
