@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+_HALF = re.compile(r"\.(?:dev|test)$")
 
 
 class GoldenError(ValueError):
@@ -27,9 +30,15 @@ class GoldenRow(BaseModel):
     all_answers: list[str] | None = None
     answerable: bool = True
     partial_doc_ids: list[str] | None = None
+    expected_outcomes: list[str] | None = None
+    """Outcomes besides an answer (`faq`, `generated`) that count as answering this row:
+    `tool` for a shopping question the catalogue should take, `handoff` for a request for
+    a person. Without it, any other outcome on an answerable row is a false refusal."""
 
     def part(self, default: str) -> str:
-        return self.dataset or default
+        """The row's `dataset`, else `default` (a file stem) without a `.dev` / `.test`
+        suffix: both halves of a split file (`eval/split.py`) report as one part."""
+        return self.dataset or _HALF.sub("", default)
 
 
 def load_golden(path: Path) -> list[GoldenRow]:

@@ -1,4 +1,4 @@
-"""Deterministic metrics: retrieval over document ids, answer overlap, percentiles."""
+"""Deterministic metrics: retrieval over document ids, citations, answer overlap, percentiles."""
 
 from __future__ import annotations
 
@@ -14,12 +14,14 @@ def dedupe(doc_ids: Sequence[str]) -> list[str]:
 
 
 def recall_at(ranked: Sequence[str], gold: Sequence[str], k: int) -> float:
+    """Share of the distinct gold documents found in the first k ranked ids (0 for no gold)."""
     if not gold:
         return 0.0
     return len(set(ranked[:k]) & set(gold)) / len(set(gold))
 
 
 def mrr_at(ranked: Sequence[str], gold: Sequence[str], k: int) -> float:
+    """1 / rank of the first gold document in the first k ids; 0 when none is there."""
     for rank, doc in enumerate(ranked[:k], start=1):
         if doc in set(gold):
             return 1.0 / rank
@@ -27,10 +29,40 @@ def mrr_at(ranked: Sequence[str], gold: Sequence[str], k: int) -> float:
 
 
 def ndcg_at(ranked: Sequence[str], gold: Sequence[str], k: int) -> float:
+    """Binary-relevance nDCG@k: sum of 1 / log2(rank + 1) over gold hits, divided by the
+    same sum with every gold document ranked first (at most k of them)."""
     wanted = set(gold)
     dcg = sum(1.0 / math.log2(i + 2) for i, d in enumerate(ranked[:k]) if d in wanted)
     ideal = sum(1.0 / math.log2(i + 2) for i in range(min(len(wanted), k)))
     return dcg / ideal if ideal else 0.0
+
+
+# --- citations -------------------------------------------------------------
+
+
+def citation_precision(
+    cited: Sequence[str], gold: Sequence[str], partial: Sequence[str] = ()
+) -> float:
+    """Share of the distinct cited documents that are gold or partial gold.
+
+    A strict lower bound of citation quality: a cited document that also
+    supports the answer but is not listed counts against it. 0 when nothing
+    is cited (an answer without citations has no correct ones).
+    """
+    docs = dedupe(cited)
+    if not docs:
+        return 0.0
+    good = set(gold) | set(partial)
+    return sum(doc in good for doc in docs) / len(docs)
+
+
+def citation_recall(cited: Sequence[str], gold: Sequence[str]) -> float:
+    """Share of the distinct gold documents (`source_doc_ids`, not partial ones) that
+    the answer cites: |cited ∩ gold| / |gold|. 0 when nothing is cited or no gold."""
+    wanted = set(gold)
+    if not wanted:
+        return 0.0
+    return len(set(cited) & wanted) / len(wanted)
 
 
 # --- answers ---------------------------------------------------------------

@@ -3,17 +3,26 @@
 What each number means:
 - retrieval (answerable rows with gold documents): recall@1/5/10, MRR@10,
   nDCG@10 over the ranked document ids;
-- `citation_precision`: cited documents that are gold (or listed as partial
-  gold), a strict lower bound; `citation_support`: cited documents whose text
-  the grounding judge finds supporting at least one answer sentence;
-  `citation_recall`: gold documents that were cited; `cited`: the answer
-  carries at least one citation;
+- citations, on *answered* (not refused) answerable rows with gold documents
+  (a refusal has no citations to grade; it counts as a false refusal instead):
+  `citation_precision` = distinct cited documents that are in
+  `source_doc_ids` or `partial_doc_ids` / distinct cited documents, a strict
+  lower bound; `citation_recall` = distinct `source_doc_ids` the answer cites
+  / distinct `source_doc_ids` (a verbatim FAQ answer cites one document, so a
+  row with two gold documents scores 0.5 there); both are 0 for an answer
+  with no citation. `citation_support`: cited documents whose text the
+  grounding judge finds supporting at least one answer sentence (any answered
+  row); `cited`: the answer carries at least one citation;
 - answers (answerable rows): token F1 and exact match against the reference
   (or any of `all_answers`), semantic similarity with the embedding model; a
   refusal scores its own text, so false refusals pull these down;
 - `grounded_share`: answer sentences the judge finds supported by the cited
   documents (`eval/grounding.py`);
-- `refused`, with `answerable`, gives the refusal and false-refusal rates.
+- `refused`, with `answerable`, gives the refusal and false-refusal rates. The
+  reply is scored as the shopper gets it from the turn pipeline: on an answerable
+  row, a hand-off, greeting, queued notice or tool reply that the row does not
+  expect (`expected_outcomes`) is a refusal too; on an unanswerable row, a refusal
+  or a hand-off is the right non-answer.
 """
 
 from __future__ import annotations
@@ -28,7 +37,15 @@ from app.embeddings import Embedder
 from eval.backends import Ranked
 from eval.golden import GoldenRow
 from eval.grounding import GroundingJudge
-from eval.metrics import exact_match, mrr_at, ndcg_at, recall_at, token_f1
+from eval.metrics import (
+    citation_precision,
+    citation_recall,
+    exact_match,
+    mrr_at,
+    ndcg_at,
+    recall_at,
+    token_f1,
+)
 
 _MARKER = re.compile(r"\s*[\[【]\s*\d+(?:\s*[,，、]\s*\d+)*\s*[\]】]")
 DocTexts = Callable[[str], list[str]]
@@ -51,6 +68,17 @@ def similarity(embedder: Embedder, answer: str, references: Sequence[str]) -> fl
     return float(np.max(vectors[1:] @ vectors[0]))
 
 
+ANSWERS = frozenset({"faq", "generated"})
+NON_ANSWERS = frozenset({"refused", "handoff", "queued"})
+
+
+def not_an_answer(row: GoldenRow, outcome: str) -> bool:
+    """Whether the reply leaves the row's question unanswered, as the shopper sees it."""
+    if row.answerable:
+        return outcome not in ANSWERS | set(row.expected_outcomes or [])
+    return outcome in NON_ANSWERS
+
+
 def answer_metrics(
     row: GoldenRow,
     reply: dict[str, Any],
@@ -59,7 +87,7 @@ def answer_metrics(
     doc_texts: DocTexts,
 ) -> dict[str, Any]:
     answer = _MARKER.sub("", str(reply["answer"])).strip()
-    refused = reply["outcome"] == "refused"
+    refused = not_an_answer(row, str(reply["outcome"]))
     cited = list(dict.fromkeys(str(c["doc_id"]) for c in reply["citations"]))
     out: dict[str, Any] = {"outcome": reply["outcome"], "refused": refused, "cited_docs": cited}
     if not refused:
@@ -71,15 +99,10 @@ def answer_metrics(
                 (judge.grounded_share(str(reply["answer"]), doc_texts(doc)) or 0.0) > 0
                 for doc in cited
             ) / len(cited)
-    if row.answerable and row.source_doc_ids and cited:
-        good = set(row.source_doc_ids) | set(row.partial_doc_ids or [])
-        out["citation_precision"] = sum(doc in good for doc in cited) / len(cited)
-        out["citation_recall"] = len(set(cited) & set(row.source_doc_ids)) / len(
-            set(row.source_doc_ids)
-        )
-    elif row.answerable and row.source_doc_ids and not refused:
-        out["citation_precision"] = 0.0
-        out["citation_recall"] = 0.0
+    if row.answerable and row.source_doc_ids and not refused:
+        gold = row.source_doc_ids
+        out["citation_precision"] = citation_precision(cited, gold, row.partial_doc_ids or [])
+        out["citation_recall"] = citation_recall(cited, gold)
     references = row.all_answers or ([row.reference_answer] if row.reference_answer else [])
     if row.answerable and references:
         out["token_f1"] = token_f1(answer, references)

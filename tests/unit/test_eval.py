@@ -7,14 +7,16 @@ import pytest
 
 from app.config import Settings
 from app.embeddings import HashEmbedder
-from eval import cli, compare, report, summary, thresholds
-from eval.golden import GoldenError, load_golden
+from eval import cli, compare, fit, report, split, summary, thresholds
+from eval.golden import GoldenError, GoldenRow, load_golden
 from eval.grounding import GroundingJudge, negated, numbers
 from eval.metrics import answer_tokens, exact_match, percentile, token_f1
 from eval.runner import RunConfig, run, with_overrides
 
 pytestmark = pytest.mark.unit
 SHOP = Path(__file__).resolve().parents[1] / "data" / "shop"
+ROOT = Path(__file__).resolve().parents[2]
+GOLDEN = ROOT / "data" / "sample_shop" / "golden"
 
 
 def test_chinese_answers_are_scored_by_character_and_markers_ignored() -> None:
@@ -116,7 +118,73 @@ def test_thresholds_fail_on_a_drop_and_never_pass_vacuously() -> None:
     assert checked == 2
     assert violations == ["overall/all recall@5 = 0.7 < 0.8"]
     violations, _ = thresholds.check(run_summary, {"overall": {"token_f1": {"min": 0.1}}})
-    assert violations == ["no threshold applied to this run"]
+    assert violations == ["overall/all token_f1: not measured by this run"]
+    assert thresholds.check(run_summary, {"_about": "notes only"}) == (
+        ["no limit in the thresholds file"],
+        0,
+    )
+    violations, _ = thresholds.check(run_summary, {"overall": {"recall@5": {"at_least": 0.5}}})
+    assert violations == ["overall/all recall@5: a limit needs min or max"]
+
+
+def test_the_committed_gate_file_limits_correctness_and_failures() -> None:
+    limits = json.loads((ROOT / "eval" / "thresholds" / "sample_shop.json").read_text())
+    assert limits["overall"]["failed"] == {"max": 0}
+    for metric in ("token_f1", "semantic_similarity", "citation_recall", "recall@5"):
+        assert "min" in limits["overall"][metric], metric
+    assert "test half" in limits["_about"]
+
+
+def test_the_committed_split_is_what_eval_split_writes() -> None:
+    expected = split.expected(GOLDEN)
+    assert len(expected) == 6
+    for source in split.SOURCES:
+        full = [json.loads(line) for line in (GOLDEN / source).read_text().splitlines() if line]
+        texts = {half: expected[split.half_path(GOLDEN / source, half)] for half in split.HALVES}
+        halves = {h: [json.loads(line) for line in text.splitlines()] for h, text in texts.items()}
+        ids = {half: {r["id"] for r in rows} for half, rows in halves.items()}
+        assert not ids["dev"] & ids["test"], source
+        assert ids["dev"] | ids["test"] == {r["id"] for r in full}, source
+        for stratum in {split.stratum(r) for r in full}:  # each stratum halved, dev >= test
+            n = {h: sum(split.stratum(r) == stratum for r in rows) for h, rows in halves.items()}
+            assert 0 <= n["dev"] - n["test"] <= 1, (source, stratum, n)
+    for path, text in expected.items():
+        assert path.read_text(encoding="utf-8") == text, f"{path}: run python -m eval.split"
+
+
+def test_both_halves_of_a_split_file_report_as_one_part() -> None:
+    row = GoldenRow(id="a", question="q", language="en")
+    assert row.part("sample_golden.dev") == "sample_golden"
+    assert row.part("sample_golden.test") == "sample_golden"
+    assert row.part("dev_set") == "dev_set"
+    assert GoldenRow(id="a", question="q", language="en", dataset="d").part("x.test") == "d"
+
+
+def test_fitting_picks_the_widest_separating_threshold_within_the_false_refusal_target() -> None:
+    keep, drop = [0.50, 0.42, 0.60], [0.20, 0.30, 0.45, 0.47]
+    # 0.45 and 0.47 (drop) sit above 0.42 (keep): with no false refusal allowed the gate
+    # stops midway between 0.30 and 0.42 (balanced accuracy (2/4 + 1) / 2 = 0.75); allowing
+    # one in three it moves to midway between 0.47 and 0.50 ((1 + 2/3) / 2 = 0.83).
+    assert fit.fit_threshold(keep, drop, 0.0) == 0.36
+    assert fit.gate_stats(keep, drop, 0.36)["refusal_rate"] == 0.5
+    assert fit.fit_threshold(keep, drop, 0.34) == 0.485
+    assert fit.fit_threshold(keep, [], 0.0) is None
+    faq = [
+        [fit.FaqCandidate(0.70, True)],
+        [fit.FaqCandidate(0.55, False), fit.FaqCandidate(0.65, True)],
+        [fit.FaqCandidate(0.50, False)],
+    ]
+    # the highest wrong FAQ scores 0.55; the next score up is 0.65: threshold 0.6, and then
+    # row 2's first candidate no longer qualifies, so its gold FAQ answers
+    assert fit.fit_faq(faq) == 0.6
+    assert fit.faq_stats(faq, 0.6) | {"threshold": 0} == {
+        "threshold": 0, "n": 3, "answered_verbatim": 2, "right": 2, "wrong": 0, "precision": 1.0
+    }  # fmt: skip
+    needed = [fit.needed_margin([0.9, 0.8, 0.7], [False, False, True]), None, 0.0]
+    assert needed[0] == pytest.approx(0.2)
+    assert fit.fit_margin(needed) == 0.2
+    assert fit.fit_margin([0.031]) == 0.04
+    assert fit.margin_stats(needed, [3, 1, 2], 0.1)["gold_kept"] == 1
 
 
 def test_overrides_are_validated_dotted_settings() -> None:
@@ -222,3 +290,25 @@ def test_questions_from_another_knowledge_base_become_unanswerable(tmp_path: Pat
     assert row.source_doc_ids == []
     assert row.part("x") == "foreign: law"
     assert row.language == "zh"
+
+
+def test_limits_move_to_one_item_under_a_measured_run() -> None:
+    items = [
+        {"system": "hybrid", "id": str(n), "part": "p", "lang": "en", "answerable": True,
+         "outcome": "generated", "refused": False, "token_f1": 0.5, "timings_ms": {}}
+        for n in range(19)
+    ]  # fmt: skip
+    items.append({**items[0], "id": "r", "outcome": "refused", "refused": True, "token_f1": 0.0})
+    run = {"primary": "hybrid", **summary.group(items)}
+    assert run["overall"]["token_f1"] == 0.475  # 19 * 0.5 / 20
+    limits = {
+        "_about": "x",
+        "overall": {"token_f1": {"min": 0.1}, "false_refusal_rate": {"max": 0.5}},
+        "languages": {"en": {"failed": {"max": 0}}},
+    }
+    moved, figures = thresholds.remeasure(run, items, limits)
+    # one item of 20 is 0.05: 0.475 - 0.05 = 0.425 → 0.42; 0.05 + 0.05 = 0.1
+    assert moved["overall"] == {"token_f1": {"min": 0.42}, "false_refusal_rate": {"max": 0.1}}
+    assert moved["languages"] == {"en": {"failed": {"max": 0}}}  # not a mean: kept
+    assert moved["_about"] == "x"
+    assert figures[0] == "overall/all token_f1 = 0.475 (n 20)"
