@@ -1,8 +1,9 @@
 """Dense + BM25 retrieval, fused by weighted reciprocal rank, with metadata filters.
 
-Plain (equal-weight) RRF lost to dense alone on the shared data. Two fusions
-are offered and measured (eval/retrieval_eval.py): weighted RRF, and a convex
-combination of the dense cosine with BM25 scaled per query (`retrieval.fusion`).
+Plain (equal-weight) RRF lost to dense alone on the shared data. Two fusions are
+offered and measured (`make eval-shared` with `--system` overrides; README § How it
+decides): weighted RRF, and a convex combination of the dense cosine with BM25 scaled
+per query (`retrieval.fusion`).
 """
 
 from __future__ import annotations
