@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from pathlib import Path
+from typing import Literal, Protocol
 
 import numpy as np
 
+from app.config import DialogueSettings
 from app.dialogue.intent import IntentResult
-from app.dialogue.sentiment import Sentiment, analyse_sentiment
+from app.dialogue.repeats import REPEAT_WINDOW, normalise, repeats
+from app.dialogue.sentiment import LexiconPolarity, PolarityModel, Sentiment, assess
+from app.dialogue.sentiment_model import SentimentClassifier, TrainingSources
 from app.domain import Lang
 from app.embeddings import Embedder, Vectors
 
-REPEAT_WINDOW = 3
-"""How many earlier customer messages are compared for "asked again"."""
-
-_NOISE = re.compile(r"[\s\W_]+", re.UNICODE)
+__all__ = [
+    "REPEAT_WINDOW",
+    "Analyser",
+    "Analysis",
+    "IntentModel",
+    "build_analyser",
+    "normalise",
+    "sentiment_backend",
+]
 
 
 class IntentModel(Protocol):
@@ -34,19 +42,20 @@ class Analysis:
     repeats_earlier_question: bool
 
 
-def normalise(text: str) -> str:
-    """Lower case without spaces and punctuation: "Where is my order?!" == "where is my order"."""
-    return _NOISE.sub("", text.lower())
-
-
 class Analyser:
-    """Intent (embedding classifier), sentiment (lexicon and cues) and repetition (cosine)."""
+    """Intent (embedding classifier), sentiment (polarity model + anger rules), repetition."""
 
     def __init__(
-        self, embedder: Embedder, classifier: IntentModel, repeat_similarity: float
+        self,
+        embedder: Embedder,
+        classifier: IntentModel,
+        repeat_similarity: float,
+        polarity: PolarityModel | None = None,
     ) -> None:
+        """`polarity`: the configured model (`build_analyser`); None = the lexicon."""
         self._embedder = embedder
         self._classifier = classifier
+        self._polarity = polarity if polarity is not None else LexiconPolarity()
         self._repeat_similarity = repeat_similarity
 
     def analyse(
@@ -61,21 +70,51 @@ class Analyser:
             if standalone is None
             else self._classifier.predict(standalone)
         )
+
+        def same_meaning(other: str) -> bool:
+            similarity = float(np.dot(vector, self._embedder.embed_query(other)))
+            return similarity >= self._repeat_similarity
+
+        repeated = repeats(message, earlier, lang, same_meaning)
         return Analysis(
             lang=lang,
             intent=intent,
-            sentiment=analyse_sentiment(message, lang, earlier),
-            repeats_earlier_question=self._repeats(message, vector, earlier[-REPEAT_WINDOW:]),
+            sentiment=assess(message, self._polarity.polarity(message, vector), repeated),
+            repeats_earlier_question=repeated,
         )
 
-    def _repeats(self, message: str, vector: np.ndarray, earlier: Sequence[str]) -> bool:
-        key = normalise(message)
-        if not key:
-            return False
-        for text in earlier:
-            if normalise(text) == key:
-                return True
-            other = self._embedder.embed_query(text)
-            if float(np.dot(vector, other)) >= self._repeat_similarity:
-                return True
-        return False
+
+def sentiment_backend(settings: DialogueSettings) -> Literal["embedding", "lexicon"]:
+    """The polarity backend in force: "auto" follows the intent backend (fake → lexicon)."""
+    if settings.sentiment_backend != "auto":
+        return settings.sentiment_backend
+    return "lexicon" if settings.intent_backend == "fake" else "embedding"
+
+
+def build_analyser(
+    embedder: Embedder,
+    intent_model: IntentModel,
+    settings: DialogueSettings,
+    cache_dir: Path,
+    embedding_name: str,
+) -> Analyser:
+    """The analyser with the configured polarity model; the classifier is loaded from
+    `cache_dir` or trained there on first use (about a minute), the lexicon needs nothing.
+
+    `embedding_name` names the embedding model (a cache built with another one is not
+    reused), as for the intent classifier.
+    """
+    polarity: PolarityModel
+    match sentiment_backend(settings):
+        case "embedding":
+            sources = TrainingSources(
+                tuple(settings.sentiment_examples),
+                settings.intent_examples,
+                settings.sentiment_reviews_per_class,
+            )
+            polarity = SentimentClassifier.load_or_train(
+                embedder, sources, cache_dir, embedding_name
+            )
+        case "lexicon":
+            polarity = LexiconPolarity()
+    return Analyser(embedder, intent_model, settings.repeat_similarity, polarity)

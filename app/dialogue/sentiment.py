@@ -1,11 +1,15 @@
 """How a shopper feels: negative / neutral / positive, and whether they are angry.
 
-Lexicon and rules, in Chinese and English, rather than a model: the answer has
-to be explainable ("cues" says why anger fired, which the hand-off policy logs),
-instant, and editable by the support team. Polarity words are flipped by a
+Two signals. Polarity (negative / neutral / positive, and a score) comes from a
+`PolarityModel`: in production the classifier on the message's embedding
+(`app.dialogue.sentiment_model`), which measured far better on real reviews
+than word lists; `LexiconPolarity` here, Chinese and English words flipped by a
 nearby negation ("not happy", "不满意") and scaled by intensifiers ("very",
-"太"); anger comes from insults, escalation words (投诉, "chargeback"), ALL-CAPS,
-"!!!", impatience and a repeated question.
+"太"), is the fallback and the unit tests' fake: instant, no training. Anger stays
+rules whatever the polarity (`assess`): it has to be explainable ("cues" says
+why it fired, which the hand-off policy logs) and editable by the support team:
+insults, escalation words (投诉, "chargeback"), ALL-CAPS, "!!!", impatience and a
+repeated question.
 """
 
 from __future__ import annotations
@@ -14,9 +18,11 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
+from app.dialogue.repeats import repeats
 from app.domain import Lang
+from app.embeddings import Vectors
 
 SentimentLabel = Literal["negative", "neutral", "positive"]
 
@@ -30,6 +36,21 @@ class Sentiment:
     """Frustration or anger cues present: a reason to hand off or to soften the reply."""
     cues: tuple[str, ...]
     """Which cues fired, e.g. ("all_caps", "repeated_question", "insult")."""
+
+
+@dataclass(frozen=True)
+class Polarity:
+    """What a polarity model says of a message, before the anger rules."""
+
+    label: SentimentLabel
+    score: float
+    """-1 (very negative) .. 1 (very positive)."""
+
+
+class PolarityModel(Protocol):
+    """Polarity of one message; `vector` is its query embedding when the caller has it."""
+
+    def polarity(self, text: str, vector: Vectors | None = None) -> Polarity: ...
 
 
 def _weights(spec: str, weight: float) -> dict[str, float]:
@@ -138,6 +159,12 @@ _QUESTION_END = re.compile(r"(?:[?？]|[吗呢么])\W*$")
 # Thresholds on the squashed score, checked on the train split of data/dialogue/sentiment.jsonl.
 _POSITIVE_AT = 0.2
 _NEGATIVE_AT = -0.2
+# Weak anger cues (caps, "!!", impatience, a repeat): one is anger below this score (the
+# message leans negative), two are anger up to the other (it is not clearly positive).
+# -0.2, not 0: a classifier's neutral "Where is my order??" scores a little below 0. On the
+# train rows of data/dialogue/sentiment.jsonl any value from 0 to -0.3 finds the same anger.
+ONE_CUE_BELOW = -0.2
+TWO_CUES_UP_TO = 0.1
 
 
 def _english_score(text: str) -> float:
@@ -201,52 +228,44 @@ def _chinese_score(text: str) -> float:
     return total
 
 
-def _normalised(text: str) -> str:
-    return re.sub(r"[\W_]+", "", text.lower())
-
-
-def _overlap(a: str, b: str, lang: Lang) -> float:
-    """Jaccard overlap: of character bigrams for Chinese, of words for English."""
-    if lang == "zh":
-        sa, sb = (
-            {a[i : i + 2] for i in range(len(a) - 1)},
-            {b[i : i + 2] for i in range(len(b) - 1)},
-        )
-    else:
-        sa, sb = set(re.findall(r"\w+", a.lower())), set(re.findall(r"\w+", b.lower()))
-    return len(sa & sb) / len(sa | sb) if sa and sb else 0.0
-
-
-def _repeats(text: str, previous: Sequence[str], lang: Lang) -> bool:
-    """The message says again what an earlier one said (ignoring case and punctuation)."""
-    norm = _normalised(text)
-    if len(norm) < 4:  # "ok", "hi" repeated are not a grievance
-        return False
-    return any(
-        _normalised(p) == norm or _overlap(text, p, lang) >= 0.7 for p in previous if p.strip()
-    )
-
-
-def analyse_sentiment(
-    text: str, lang: Lang, previous_user_messages: Sequence[str] = ()
-) -> Sentiment:
-    """Polarity and anger of one message; earlier user messages reveal repetition.
-
-    `lang` decides how a repeat is measured (characters for Chinese, words for
-    English); both lexicons always run, because shoppers mix languages.
-    """
+def lexicon_polarity(text: str) -> Polarity:
+    """The word lists' polarity: weighted terms, negation, intensifiers, squashed to -1..1."""
     text = _IDENTIFIERS.sub(" ", text)  # "nobody@example.org" is an address, not a cue
     raw = _english_score(text) + _chinese_score(text)
     if _QUESTION_END.search(text) and raw > 0:
         raw *= 0.3  # "any good headphones?" asks, it does not praise
     score = raw / math.sqrt(raw * raw + 4.0)
+    label: SentimentLabel = "neutral"
+    if score >= _POSITIVE_AT:
+        label = "positive"
+    elif score <= _NEGATIVE_AT:
+        label = "negative"
+    return Polarity(label, score)
+
+
+class LexiconPolarity:
+    """`lexicon_polarity` as a `PolarityModel`: no training, deterministic (the fake)."""
+
+    def polarity(self, text: str, vector: Vectors | None = None) -> Polarity:
+        return lexicon_polarity(text)
+
+
+def assess(text: str, polarity: Polarity, repeated: bool) -> Sentiment:
+    """Adds the anger rules to a polarity; `repeated`: the message repeats an earlier one.
+
+    Insults, escalation and anger words are anger whatever the polarity; the weaker
+    cues (shouting, "!!!", impatience, a repeat) only with a polarity that leans
+    negative (one cue) or is not clearly positive (two). Anger makes the message
+    negative with a score of at most -0.5.
+    """
+    text = _IDENTIFIERS.sub(" ", text)  # "nobody@example.org" is an address, not a cue
     cues: list[str] = []
     caps = [w for w in _CAPS_WORD.findall(text) if w not in _ACRONYMS]
     if caps:
         cues.append("all_caps")
     if _PUNCT_RUN.search(text) or text.count("!") + text.count("！") >= 3:
         cues.append("exclamations")
-    if _repeats(text, previous_user_messages, lang):
+    if repeated:
         cues.append("repeated_question")
     if _IMPATIENCE.search(text):
         cues.append("impatience")
@@ -262,12 +281,23 @@ def analyse_sentiment(
         if pattern.search(text)
     ]
     cues.extend(strong)
-    anger = bool(strong) or (strength >= 2 and score <= 0.1) or (strength >= 1 and score < 0)
+    score, label = polarity.score, polarity.label
+    anger = (
+        bool(strong)
+        or (strength >= 2 and score <= TWO_CUES_UP_TO)
+        or (strength >= 1 and score < ONE_CUE_BELOW)
+    )
     if anger:
-        score = min(score, -0.5)
-    label: SentimentLabel = "neutral"
-    if score >= _POSITIVE_AT:
-        label = "positive"
-    elif score <= _NEGATIVE_AT:
-        label = "negative"
+        score, label = min(score, -0.5), "negative"
     return Sentiment(label, round(score, 3), anger, tuple(cues))
+
+
+def analyse_sentiment(
+    text: str, lang: Lang, previous_user_messages: Sequence[str] = ()
+) -> Sentiment:
+    """Lexicon polarity and the anger rules; earlier user messages reveal repetition.
+
+    `lang` decides how a repeat is measured (characters for Chinese, words for
+    English); both lexicons always run, because shoppers mix languages.
+    """
+    return assess(text, lexicon_polarity(text), repeats(text, previous_user_messages, lang))

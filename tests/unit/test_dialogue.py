@@ -93,7 +93,9 @@ class _Echo(FakeLLM):
         super().__init__()
         self.reply = reply
 
-    def stream(self, messages, *, max_tokens, stop=None):  # type: ignore[no-untyped-def]
+    def stream(  # type: ignore[no-untyped-def]
+        self, messages, *, max_tokens, stop=None, deadline=None
+    ):
         yield self.reply
 
 

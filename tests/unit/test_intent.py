@@ -13,6 +13,8 @@ from app.dialogue.intent import (
     explicit_human_request,
     load_examples,
 )
+from app.dialogue.linear import LinearModel
+from app.dialogue.sentiment_model import PolarityText, SentimentClassifier
 from app.embeddings import HashEmbedder, Vectors
 from eval import dialogue
 
@@ -88,11 +90,15 @@ def test_a_given_vector_is_used_instead_of_embedding() -> None:
 def test_training_needs_two_intents_and_known_labels() -> None:
     with pytest.raises(ValueError, match="two intents"):
         IntentClassifier.train(HashEmbedder(), ROWS[:3])
-    weights = np.zeros((HashEmbedder().dim + 1, 2))
+    coef, intercept = np.zeros((2, HashEmbedder().dim)), np.zeros(2)
     with pytest.raises(ValueError, match="unknown intent"):
-        IntentClassifier(HashEmbedder(), ["order_status", "smalltalk"], weights)
-    with pytest.raises(ValueError, match="do not fit"):
-        IntentClassifier(HashEmbedder(dim=8), ["order_status", "greeting"], weights)
+        IntentClassifier(
+            HashEmbedder(), LinearModel(("order_status", "smalltalk"), coef, intercept)
+        )
+    with pytest.raises(ValueError, match="does not fit"):
+        IntentClassifier(
+            HashEmbedder(dim=8), LinearModel(("order_status", "greeting"), coef, intercept)
+        )
 
 
 def test_keyword_rule_overrides_the_model_for_explicit_requests() -> None:
@@ -121,6 +127,21 @@ def test_keyword_rule_overrides_the_model_for_explicit_requests() -> None:
 )
 def test_explicit_human_request(text: str, expected: bool) -> None:
     assert explicit_human_request(text) is expected
+
+
+def test_a_cache_of_the_old_hand_written_softmax_is_not_reused(tmp_path: Path) -> None:
+    """The fit's signature is in the key: caches of the former fit are retrained, not read."""
+    examples = _write(tmp_path / "intents.jsonl", ROWS)
+    IntentClassifier.load_or_train(CountingEmbedder(), examples, tmp_path, "m")
+    (current,) = tmp_path.glob("intent-*.npz")
+    with np.load(current, allow_pickle=False) as data:
+        assert set(data.files) == {"labels", "coef", "intercept"}  # arrays only, no pickle
+    current.unlink()
+    old = tmp_path / "intent-0123456789abcdef01234567.npz"  # an old key, old layout
+    np.savez(old, labels=np.array(["greeting", "other"]), weights=np.zeros((65, 2)))
+    embedder = CountingEmbedder()
+    IntentClassifier.load_or_train(embedder, examples, tmp_path, "m")
+    assert embedder.calls == len(ROWS)
 
 
 def test_load_or_train_caches_and_reuses_the_fit(tmp_path: Path) -> None:
@@ -232,11 +253,28 @@ def test_eval_runs_with_a_fake_embedder(tmp_path: Path) -> None:
         + "\n",
         encoding="utf-8",
     )
-    report = dialogue.run(HashEmbedder(), examples, sentiment, golden)
+    polarity = SentimentClassifier.train(
+        HashEmbedder(),
+        [
+            PolarityText("great, thanks", "positive", "en", "t"),
+            PolarityText("awful, broken", "negative", "en", "t"),
+            PolarityText("what size", "neutral", "en", "t"),
+        ],
+    )
+    extra = {"reviews": [PolarityText("差评 很差", "negative", "zh", "t")]}
+    report = dialogue.run(
+        HashEmbedder(), examples, sentiment, golden, polarity=polarity, extra_sentiment=extra
+    )
     assert report["intent"]["en"]["model"]["n"] == 1
     assert report["bitext"]["model+keyword"]["n"] == 1
-    assert report["sentiment"]["en"]["accuracy"] == 1.0
-    assert "Confusion: test zh" in dialogue.markdown(report)
+    shop = report["sentiment"]["shop"]["en"]
+    assert shop["lexicon"]["accuracy"] == shop["classifier"]["accuracy"] == 1.0
+    assert shop["classifier"]["anger_support"] == 0
+    assert report["sentiment"]["reviews"]["zh"]["classifier"]["n"] == 1
+    text = dialogue.markdown(report)
+    assert "Confusion: test zh" in text
+    assert "| reviews | zh | 1 |" in text
+    assert "lexicon acc | lexicon macro-F1 | classifier acc" in text
     missing = dialogue.run(HashEmbedder(), examples, sentiment, tmp_path / "absent.jsonl")
     assert "skipped" in missing["bitext"]
 
