@@ -97,7 +97,7 @@ def test_the_server_log_holds_no_personal_data(server: str, data_dir: Path) -> N
     assert not leaked, f"in server.log: {leaked}"
 
     # what was logged instead: a line per turn, a transcript copy per ticket, access lines
-    turns = re.findall(r"INFO app\.dialogue\.service: turn session=(\w+) .*", log)
+    turns = re.findall(r"INFO app\.orchestrator: turn session=(\w+) .*", log)
     for session in sessions:
         assert session in turns, session
     for ticket in tickets:
