@@ -42,8 +42,10 @@ from tests.support.settings import real_settings
 
 pytestmark = pytest.mark.integration
 
-MODEL = "qwen2.5-coder-0.5b"
-GGUF = MODEL_CACHE / "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
+# The shipped default model: the 0.5B one answers "[1] [1] [1] …" to the return-days
+# question, which the citation check rightly refuses (reproduced on every run here).
+MODEL = "qwen2.5-coder-1.5b"
+GGUF = MODEL_CACHE / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
 COLLECTION = "scale-out"
 ADMIN_KEY = "scale-out-admin-key-0123456789"
 EARBUDS = "Can opened earbuds be returned?"
@@ -345,7 +347,7 @@ def test_the_model_server_backend_streams_stops_and_keeps_its_deadline(
 
     stop = threading.Event()
     pieces: list[str] = []
-    # About 500 tokens (the model wrote them in 28 s on the 2-core machine).
+    # About 500 tokens: far more than the 1 s deadline below allows.
     count = [ChatMessage("user", "Write the numbers from 1 to 300 in English words, one per line.")]
     for piece in llm.stream(count, max_tokens=2000, stop=stop):
         pieces.append(piece)
@@ -391,11 +393,6 @@ def test_two_replicas_streaming_at_once_both_get_whole_answers(
     assert all("summer" in answer.lower() for answer in answers), answers
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="seen refused (not generated) once after the stream began sending checked "
-    "sentences, on a loaded machine; cause not yet found (closing note of issue 16)",
-)
 def test_a_chat_answer_streams_from_the_model_server_with_a_citation(
     replica: TestClient, base: Path
 ) -> None:
