@@ -13,9 +13,10 @@ from the policies, questions the shop cannot answer, orders and product
 searches, in English and Chinese, some over the streaming route. One abusive
 client sends as fast as it can and ignores `Retry-After`.
 
-Every request ends as 200, 429, 503, another status, or lost (no HTTP answer).
-The server's resident memory is read from /proc every 5 s. The run passes when
-nothing was lost, every answer was 200, 429 or 503, and memory stayed flat over
+Every request ends as 200, 429, 503, 504 (a turn past the model's deadline),
+another status, or lost (no HTTP answer). The server's resident memory is read
+from /proc every 5 s. The run passes when nothing was lost, every answer was
+200, 429, 503 or 504, and memory stayed flat over
 the second half; `report.json` and `report.md` in the output folder hold the
 numbers. Exit status 1 when it did not pass.
 """
@@ -189,6 +190,17 @@ async def drive(url: str, pid: int, plan: LoadPlan, asks: dict[str, list[str]]) 
     return run
 
 
+CATEGORIES = ("200", "429", "503", "504", "other", "lost")
+"""How a request ended: a status the server gave on purpose, another status, no answer."""
+
+
+def _cells(counts: dict[str, Any]) -> str:
+    """The requests, then one count per category, as table cells."""
+    return " | ".join(
+        str(x) for x in (sum(counts[k] for k in CATEGORIES), *map(counts.get, CATEGORIES))
+    )
+
+
 def _category(result: Result) -> str:
     if result.status == 0:
         return "lost"
@@ -199,7 +211,7 @@ def _category(result: Result) -> str:
 
 def _counts(records: Sequence[Record]) -> dict[str, int]:
     counts = Counter(_category(r.result) for r in records)
-    return {k: counts.get(k, 0) for k in ("200", "429", "503", "other", "lost")}
+    return {k: counts.get(k, 0) for k in CATEGORIES}
 
 
 def memory(rss: Sequence[tuple[float, int]], load_s: float) -> dict[str, float]:
@@ -287,7 +299,7 @@ def verdict(report: dict[str, Any], max_growth_mib: float) -> list[str]:
     if counts["lost"]:
         why.append(f"{counts['lost']} requests lost (no HTTP answer)")
     if counts["other"]:
-        why.append(f"{counts['other']} requests answered other than 200/429/503")
+        why.append(f"{counts['other']} requests answered other than 200/429/503/504")
     if report["abusive"]["200"] > report["abusive"]["allowed_at_most"]:
         why.append("the abusive client got more than its rate limit allows")
     growth = report["memory"]["second_half_growth_mib"]
@@ -310,22 +322,17 @@ def markdown(report: dict[str, Any]) -> str:
         f"{report['server']['env']['SHOPDESK_SERVER__RATE_LIMIT_BURST']}, clients told apart "
         "by X-Forwarded-For (trust_proxy).",
         "",
-        "| who | requests | 200 | 429 | 503 | other | lost | p50 / p95 of 200s |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| who | requests | 200 | 429 | 503 | 504 | other | lost | p50 / p95 of 200s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for who, c in [("shoppers", s), ("abusive client", a)]:
-        n = sum(c[k] for k in ("200", "429", "503", "other", "lost"))
         latency = f"{lat['p50_ms'] / 1000:.1f} s / {lat['p95_ms'] / 1000:.1f} s" if c is s else ""
-        lines.append(
-            f"| {who} | {n} | {c['200']} | {c['429']} | {c['503']} | {c['other']} | "
-            f"{c['lost']} | {latency} |"
-        )
+        lines.append(f"| {who} | {_cells(c)} | {latency} |")
     for kind, c in report["by_kind"].items():
-        n = sum(c[k] for k in ("200", "429", "503", "other", "lost"))
         kl = c["latency"]
         lines.append(
-            f"| · {kind} | {n} | {c['200']} | {c['429']} | {c['503']} | {c['other']} | "
-            f"{c['lost']} | {kl['p50_ms'] / 1000:.1f} s / {kl['p95_ms'] / 1000:.1f} s |"
+            f"| · {kind} | {_cells(c)} | "
+            f"{kl['p50_ms'] / 1000:.1f} s / {kl['p95_ms'] / 1000:.1f} s |"
         )
     lines += [
         "",

@@ -3,8 +3,10 @@
 Each client sends its messages one after another, each in a new session;
 all clients start together. A 503 with `Retry-After` and the JSON error shape
 is the queue saying "busy" on purpose, a 429 likewise the per-client rate
-limit: both are counted apart from errors; anything else that is not a 200 is
-an error, and a request with no HTTP answer at all (status 0) is lost.
+limit, and a 504 `model_timeout` the model's deadline (`llm.timeout_s`, from
+joining the queue) passing: all three are counted apart from errors; anything
+else that is not a 200 is an error, and a request with no HTTP answer at all
+(status 0) is lost.
 `send` is one request of either chat route; `python -m eval.loadtest` drives it
 for minutes.
 """
@@ -52,6 +54,10 @@ class LoadReport:
         return [r for r in self.results if r.status == 429 and r.error is None]
 
     @property
+    def timed_out(self) -> list[Result]:
+        return [r for r in self.results if r.status == 504 and r.error is None]
+
+    @property
     def errors(self) -> list[Result]:
         return [r for r in self.results if not deliberate(r)]
 
@@ -62,6 +68,7 @@ class LoadReport:
             "answered": len(self.ok),
             "busy_503": len(self.busy),
             "limited_429": len(self.limited),
+            "deadline_504": len(self.timed_out),
             "errors": len(self.errors),
             "error_samples": [f"{r.status}: {r.error}" for r in self.errors[:5]],
             "wall_s": round(self.wall_s, 2),
@@ -72,9 +79,13 @@ class LoadReport:
         }
 
 
+DELIBERATE = (429, 503, 504)
+"""Statuses the server gives on purpose: rate limited, busy, past the model's deadline."""
+
+
 def deliberate(result: Result) -> bool:
-    """An answer, or a refusal the server chose to give (busy, rate limited)."""
-    return result.status == 200 or (result.status in (429, 503) and result.error is None)
+    """An answer, or a refusal the server chose to give (`DELIBERATE`)."""
+    return result.status == 200 or (result.status in DELIBERATE and result.error is None)
 
 
 async def send(
@@ -105,12 +116,15 @@ async def send(
     retry = r.headers.get("retry-after", "")
     if r.status_code in (429, 503) and isinstance(error, dict) and retry.isdigit():
         return Result(r.status_code, seconds, retry_after_s=int(retry))  # on purpose
+    if r.status_code == 504 and isinstance(error, dict) and error.get("code") == "model_timeout":
+        return Result(504, seconds)  # the deadline, on purpose
     return Result(r.status_code, seconds, error=r.text[:200])
 
 
 async def _read_events(r: httpx.Response, t0: float) -> Result:
     """A stream is answered when it ends with `[DONE]` after a `done` event; an `error`
-    event "busy" is the queue's 503 sent after the 200; one that stops early is lost."""
+    event "busy" is the queue's 503 sent after the 200, "model_timeout" its deadline's
+    504; one that stops early is lost."""
     event, outcome, failure = "", None, None
     async for line in r.aiter_lines():
         if not line.strip():
@@ -123,6 +137,8 @@ async def _read_events(r: httpx.Response, t0: float) -> Result:
                 seconds = time.perf_counter() - t0
                 if failure == "busy":
                     return Result(503, seconds)
+                if failure == "model_timeout":
+                    return Result(504, seconds)
                 if failure is not None or outcome is None:
                     return Result(502, seconds, error=f"stream error: {failure}")
                 return Result(200, seconds, outcome=outcome)
