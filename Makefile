@@ -54,6 +54,7 @@ $(STAMP): pyproject.toml requirements/lock.txt requirements/models.txt
 
 models: $(STAMP)
 	$(BIN)/shopdesk models install
+	$(BIN)/shopdesk models prepare
 
 ingest-sample: setup
 	$(BIN)/shopdesk ingest data/sample_shop/kb --prune

@@ -200,6 +200,22 @@ def models_install(
         console.print(f"ready: {path}")
 
 
+@models_app.command("prepare")
+def models_prepare() -> None:
+    """Train (or load) the intent and polarity classifiers into the model cache, so a
+    server's first start does not spend minutes fitting them (a set-up step)."""
+    from app.container import build_embedder, embedding_name
+    from app.dialogue.analyse import build_intent_model, build_polarity_model
+
+    _setup_logging()
+    settings = _settings()
+    embedder = build_embedder(settings)
+    name = embedding_name(settings)
+    for build in (build_intent_model, build_polarity_model):
+        model = build(embedder, settings.dialogue, settings.model_cache_dir, name)
+        console.print(f"ready: {type(model).__name__}")
+
+
 @orders_app.command("load")
 def orders_load(
     path: Annotated[Path, typer.Argument(help="Orders as JSONL (see data/sample_shop/README.md).")],

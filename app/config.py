@@ -300,9 +300,10 @@ class DialogueSettings(BaseModel):
     )
     sentiment_backend: Literal["auto", "embedding", "lexicon"] = Field(
         "auto",
-        description="Polarity: embedding (classifier on the embeddings, trained on first use, "
-        "about a minute), lexicon (word lists; instant, the fake); auto = lexicon when "
-        "intent_backend is fake, else embedding. Anger is rules either way.",
+        description="Polarity: embedding (classifier on the embeddings, trained once into "
+        "the model cache by `shopdesk models prepare`, else on first use), lexicon (word "
+        "lists; instant, the fake); auto = lexicon when intent_backend is fake, else "
+        "embedding. Anger is rules either way.",
     )
     sentiment_examples: list[Path] = Field(
         [

@@ -16,9 +16,7 @@ from app import models
 from app.config import Settings
 from app.db.engine import database_url, make_engine, upgrade
 from app.db.repository import ConversationStore
-from app.dialogue.analyse import Analyser, IntentModel
-from app.dialogue.fake import KeywordIntentClassifier
-from app.dialogue.intent import IntentClassifier
+from app.dialogue.analyse import build_analyser
 from app.embeddings import (
     Embedder,
     HashEmbedder,
@@ -218,17 +216,6 @@ def build_pipeline(container: Container, observer: TurnObserver | None = None) -
     settings = container.settings
     engine = make_engine(database_url(settings.data_dir, settings.db.url))
     upgrade(engine)
-    classifier: IntentModel
-    match settings.dialogue.intent_backend:
-        case "embedding":
-            classifier = IntentClassifier.load_or_train(
-                container.embedder,
-                settings.dialogue.intent_examples,
-                settings.model_cache_dir / "intent",
-                embedding_name(settings),
-            )
-        case "fake":
-            classifier = KeywordIntentClassifier()
     d = settings.dialogue
     retriever = container.retriever
 
@@ -238,7 +225,7 @@ def build_pipeline(container: Container, observer: TurnObserver | None = None) -
     return TurnPipeline(
         container.answers,
         ConversationStore(engine),
-        Analyser(container.embedder, classifier, d.repeat_similarity),
+        build_analyser(container.embedder, d, settings.model_cache_dir, embedding_name(settings)),
         Rewriter(
             d.rewrite, container.llm, container.prompts, d.history_tokens, d.follow_up_max_score
         ),

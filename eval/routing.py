@@ -151,16 +151,13 @@ def main(argv: list[str] | None = None) -> int:
 
     from app.config import Settings
     from app.container import build_embedder, embedding_name
-    from app.dialogue.intent import IntentClassifier
+    from app.dialogue.analyse import build_intent_model
 
     started = time.monotonic()
     settings = Settings()
     embedder = build_embedder(settings)
-    classifier = IntentClassifier.load_or_train(
-        embedder,
-        settings.dialogue.intent_examples,
-        settings.model_cache_dir / "intent",
-        embedding_name(settings),
+    classifier = build_intent_model(
+        embedder, settings.dialogue, settings.model_cache_dir, embedding_name(settings)
     )
     pattern = settings.tools.order_id_pattern
     report: dict[str, Any] = {"errors": []}

@@ -10,7 +10,8 @@ from typing import Literal, Protocol
 import numpy as np
 
 from app.config import DialogueSettings
-from app.dialogue.intent import IntentResult
+from app.dialogue.fake import KeywordIntentClassifier
+from app.dialogue.intent import IntentClassifier, IntentResult
 from app.dialogue.repeats import REPEAT_WINDOW, normalise, repeats
 from app.dialogue.sentiment import LexiconPolarity, PolarityModel, Sentiment, assess
 from app.dialogue.sentiment_model import SentimentClassifier, TrainingSources
@@ -23,6 +24,8 @@ __all__ = [
     "Analysis",
     "IntentModel",
     "build_analyser",
+    "build_intent_model",
+    "build_polarity_model",
     "normalise",
     "sentiment_backend",
 ]
@@ -91,20 +94,27 @@ def sentiment_backend(settings: DialogueSettings) -> Literal["embedding", "lexic
     return "lexicon" if settings.intent_backend == "fake" else "embedding"
 
 
-def build_analyser(
-    embedder: Embedder,
-    intent_model: IntentModel,
-    settings: DialogueSettings,
-    cache_dir: Path,
-    embedding_name: str,
-) -> Analyser:
-    """The analyser with the configured polarity model; the classifier is loaded from
-    `cache_dir` or trained there on first use (about a minute), the lexicon needs nothing.
+def build_intent_model(
+    embedder: Embedder, settings: DialogueSettings, cache_dir: Path, embedding_name: str
+) -> IntentModel:
+    """The configured intent model: the embedding classifier, loaded from
+    `cache_dir/intent` or trained there first (`shopdesk models prepare` does that at
+    set-up), or the keyword fake, which needs nothing."""
+    match settings.intent_backend:
+        case "embedding":
+            return IntentClassifier.load_or_train(
+                embedder, settings.intent_examples, cache_dir / "intent", embedding_name
+            )
+        case "fake":
+            return KeywordIntentClassifier()
 
-    `embedding_name` names the embedding model (a cache built with another one is not
-    reused), as for the intent classifier.
-    """
-    polarity: PolarityModel
+
+def build_polarity_model(
+    embedder: Embedder, settings: DialogueSettings, cache_dir: Path, embedding_name: str
+) -> PolarityModel:
+    """The configured polarity model: the classifier, loaded from `cache_dir/sentiment`
+    or trained there first (a few minutes on 2 cores; `shopdesk models prepare`), or the
+    lexicon, which needs nothing."""
     match sentiment_backend(settings):
         case "embedding":
             sources = TrainingSources(
@@ -112,9 +122,24 @@ def build_analyser(
                 settings.intent_examples,
                 settings.sentiment_reviews_per_class,
             )
-            polarity = SentimentClassifier.load_or_train(
-                embedder, sources, cache_dir, embedding_name
+            return SentimentClassifier.load_or_train(
+                embedder, sources, cache_dir / "sentiment", embedding_name
             )
         case "lexicon":
-            polarity = LexiconPolarity()
-    return Analyser(embedder, intent_model, settings.repeat_similarity, polarity)
+            return LexiconPolarity()
+
+
+def build_analyser(
+    embedder: Embedder, settings: DialogueSettings, cache_dir: Path, embedding_name: str
+) -> Analyser:
+    """The analyser with the configured intent and polarity models (see above).
+
+    `cache_dir` is the model cache; `embedding_name` names the embedding model, so a
+    classifier fitted on another model's vectors is never reused.
+    """
+    return Analyser(
+        embedder,
+        build_intent_model(embedder, settings, cache_dir, embedding_name),
+        settings.repeat_similarity,
+        build_polarity_model(embedder, settings, cache_dir, embedding_name),
+    )

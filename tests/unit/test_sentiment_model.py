@@ -214,9 +214,7 @@ def test_fake_settings_train_nothing(tmp_path: Path) -> None:
     settings = DialogueSettings(intent_backend="fake")
     assert sentiment_backend(settings) == "lexicon"
     embedder = CountingEmbedder()
-    analyser = build_analyser(
-        embedder, KeywordIntentClassifier(), settings, tmp_path / "cache", "hash-64"
-    )
+    analyser = build_analyser(embedder, settings, tmp_path / "cache", "hash-64")
     assert embedder.calls == 0
     assert not (tmp_path / "cache").exists()
     result = analyser.analyse("I love the kettle, thanks!", "en", [])
@@ -229,15 +227,16 @@ def test_fake_settings_train_nothing(tmp_path: Path) -> None:
 def test_build_analyser_trains_the_classifier_when_asked(tmp_path: Path) -> None:
     sources = _sources(tmp_path, per_class=2)
     settings = DialogueSettings(
+        intent_backend="fake",
         sentiment_backend="embedding",
         sentiment_examples=list(sources.shop_files),
         intent_examples=sources.intent_examples,
         sentiment_reviews_per_class=2,
     )
     embedder = CountingEmbedder()
-    build_analyser(embedder, KeywordIntentClassifier(), settings, tmp_path / "c", "hash-64")
+    build_analyser(embedder, settings, tmp_path / "c", "hash-64")
     assert embedder.calls > 0
-    assert len(list((tmp_path / "c").glob("sentiment-*.npz"))) == 1
+    assert len(list((tmp_path / "c" / "sentiment").glob("sentiment-*.npz"))) == 1
 
 
 class FixedPolarity:
