@@ -21,7 +21,7 @@ import httpx
 from app.config import Settings
 from app.container import Container, build_pipeline, gated
 from app.domain import Filters
-from app.llm.base import LLM, ChatMessage, Deadline
+from app.llm.base import LLM, ChatMessage, Deadline, WrappedLLM
 from app.orchestrator import TurnPipeline, TurnRequest
 from app.rag.answer import AnswerService
 from app.retrieval.hybrid import HybridRetriever
@@ -44,7 +44,7 @@ def dedupe(doc_ids: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(doc_ids))
 
 
-class CachingLLM:
+class CachingLLM(WrappedLLM):
     """Remembers each generation by its exact prompt, so systems that build the same
     prompt (the hybrid with and without the gate) pay for it once.
 
@@ -54,20 +54,9 @@ class CachingLLM:
     """
 
     def __init__(self, inner: LLM) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._texts: dict[str, str] = {}
         self.last_hit = False
-
-    @property
-    def name(self) -> str:
-        return self._inner.name
-
-    @property
-    def context_window(self) -> int:
-        return self._inner.context_window
-
-    def count_tokens(self, text: str) -> int:
-        return self._inner.count_tokens(text)
 
     def stream(
         self,

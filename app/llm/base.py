@@ -81,3 +81,39 @@ class LLM(Protocol):
         the queue, so waiting and generating share one `llm.timeout_s`.
         """
         ...
+
+
+class WrappedLLM:
+    """Base of an adapter around another `LLM` (the gate, a cache, a recorder): name,
+    context window and token counting pass through; a subclass overrides `stream`."""
+
+    def __init__(self, inner: LLM) -> None:
+        self._inner = inner
+
+    @property
+    def inner(self) -> LLM:
+        """The wrapped model (its own extras, e.g. llama.cpp's generation stats)."""
+        return self._inner
+
+    @property
+    def name(self) -> str:
+        return self._inner.name
+
+    @property
+    def context_window(self) -> int:
+        return self._inner.context_window
+
+    def count_tokens(self, text: str) -> int:
+        """Not wrapped: tokenising needs no turn at the model and no record."""
+        return self._inner.count_tokens(text)
+
+    def stream(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int,
+        stop: threading.Event | None = None,
+        deadline: Deadline | None = None,
+    ) -> Iterator[str]:
+        """The inner model's pieces, unchanged."""
+        return self._inner.stream(messages, max_tokens=max_tokens, stop=stop, deadline=deadline)

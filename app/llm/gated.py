@@ -14,7 +14,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Protocol, runtime_checkable
 
-from app.llm.base import LLM, ChatMessage, Deadline
+from app.llm.base import LLM, ChatMessage, Deadline, WrappedLLM
 from app.llm.gate import GenerationGate
 
 
@@ -23,39 +23,23 @@ class _Warmable(Protocol):
     def warm(self, messages: Sequence[ChatMessage]) -> None: ...
 
 
-class GatedLLM:
+class GatedLLM(WrappedLLM):
     """Wraps any `LLM`; implements the same Protocol, each `stream` holding `gate`.
 
     Build one per model and hand it to every caller: two GatedLLMs on one model would
     be two queues. Calls block, so they belong in worker threads (`stream_in_thread`).
+    Tokenising (`count_tokens`) needs no turn at the model and is not gated.
     """
 
     def __init__(self, inner: LLM, gate: GenerationGate, timeout_s: float) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._gate = gate
         self._timeout_s = timeout_s
-
-    @property
-    def inner(self) -> LLM:
-        """The wrapped model (its own extras, e.g. llama.cpp's generation stats)."""
-        return self._inner
 
     @property
     def gate(self) -> GenerationGate:
         """The queue in front of the model: `check()` before a stream's 200, `waiting`."""
         return self._gate
-
-    @property
-    def name(self) -> str:
-        return self._inner.name
-
-    @property
-    def context_window(self) -> int:
-        return self._inner.context_window
-
-    def count_tokens(self, text: str) -> int:
-        """Not gated: tokenising needs no turn at the model."""
-        return self._inner.count_tokens(text)
 
     def warm(self, messages: Sequence[ChatMessage]) -> None:
         """The inner model's `warm` (prefix caching), holding the gate; else nothing.

@@ -36,7 +36,7 @@ from typing import Any, cast
 from fastapi.testclient import TestClient
 
 from app.config import Settings
-from app.llm.base import ChatMessage, Deadline
+from app.llm.base import ChatMessage, Deadline, WrappedLLM
 from app.llm.llamacpp import LlamaCppLLM
 from app.main import create_app
 from app.rag.citations import SentenceSplitter
@@ -55,26 +55,16 @@ class _Call:
     """`time.perf_counter()` when the model's first piece came out."""
 
 
-@dataclass
-class Recorder:
-    """The real model, remembering what ShopDesk asked of it."""
+class Recorder(WrappedLLM):
+    """The real model, remembering what ShopDesk asked of it (`calls`)."""
 
-    inner: LlamaCppLLM
-    calls: list[_Call] = field(default_factory=list)
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    @property
-    def context_window(self) -> int:
-        return self.inner.context_window
-
-    def count_tokens(self, text: str) -> int:
-        return self.inner.count_tokens(text)
+    def __init__(self, inner: LlamaCppLLM) -> None:
+        super().__init__(inner)
+        self._llama = inner
+        self.calls: list[_Call] = []
 
     def warm(self, messages: Sequence[ChatMessage]) -> None:
-        self.inner.warm(messages)
+        self._llama.warm(messages)
 
     def stream(
         self,
@@ -86,7 +76,7 @@ class Recorder:
     ) -> Iterator[str]:
         call = _Call(list(messages), max_tokens)
         self.calls.append(call)
-        for piece in self.inner.stream(
+        for piece in self._inner.stream(
             messages, max_tokens=max_tokens, stop=stop, deadline=deadline
         ):
             if piece and call.first_at is None:

@@ -15,8 +15,9 @@ from app.dialogue.intent import (
 )
 from app.dialogue.linear import LinearModel
 from app.dialogue.sentiment_model import PolarityText, SentimentClassifier
-from app.embeddings import HashEmbedder, Vectors
+from app.embeddings import HashEmbedder
 from eval import dialogue
+from tests.support.embedders import CountingEmbedder
 
 pytestmark = pytest.mark.unit
 
@@ -32,26 +33,6 @@ ROWS = [
     LabelledText("你好", "greeting", "zh"),
     LabelledText("toaster wattage voltage", "product_question", "en"),
 ]
-
-
-class CountingEmbedder:
-    """Wraps the hash fake and counts the texts it embeds."""
-
-    def __init__(self) -> None:
-        self.inner = HashEmbedder()
-        self.calls = 0
-
-    @property
-    def dim(self) -> int:
-        return self.inner.dim
-
-    def embed_documents(self, texts: Sequence[str]) -> Vectors:
-        self.calls += len(texts)
-        return self.inner.embed_documents(texts)
-
-    def embed_query(self, text: str) -> Vectors:
-        self.calls += 1
-        return self.inner.embed_query(text)
 
 
 def _write(path: Path, rows: Sequence[LabelledText], extra: Sequence[dict[str, str]] = ()) -> Path:

@@ -2,7 +2,6 @@
 over the hash embedder and small files written here (the real model: tests/integration)."""
 
 import json
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -28,32 +27,13 @@ from app.dialogue.sentiment_model import (
     training_rows,
 )
 from app.embeddings import HashEmbedder, Vectors
+from tests.support.embedders import CountingEmbedder
 
 pytestmark = pytest.mark.unit
 
 POSITIVE = ["great kettle love it", "love the great lamp", "excellent great shoes", "love it"]
 NEGATIVE = ["broken kettle terrible", "terrible broken lamp", "awful broken shoes", "awful"]
 NEUTRAL = ["what size is the lamp", "what colour is the kettle", "what time do you open"]
-
-
-class CountingEmbedder:
-    """The hash fake, counting the texts it embeds."""
-
-    def __init__(self) -> None:
-        self.inner = HashEmbedder()
-        self.calls = 0
-
-    @property
-    def dim(self) -> int:
-        return self.inner.dim
-
-    def embed_documents(self, texts: Sequence[str]) -> Vectors:
-        self.calls += len(texts)
-        return self.inner.embed_documents(texts)
-
-    def embed_query(self, text: str) -> Vectors:
-        self.calls += 1
-        return self.inner.embed_query(text)
 
 
 def _rows() -> list[PolarityText]:
