@@ -23,10 +23,12 @@ without more data (say so where the setting is documented).
   check; and the lowest of 20 answerable scores overestimates the next one's.
 - `retrieval.faq_direct_score` (verbatim FAQ answers): above every FAQ in the
   top passages of a dev question (answerable or not, past the gate) that is not
-  its gold document, midway to the next gold FAQ score above it.
+  its gold document, midway to the next gold FAQ score above it. Its dev rows
+  are the dev half plus `FAQ_PROBES` (dev only, written for this fit).
 - `answer.pack_margin`: on dev rows that reach the model (past the gate, no
   FAQ answer) and retrieve a gold passage, the smallest margin (a 0.01 step)
   under the best fused score that keeps the best-ranked gold passage packed.
+  Dev rows: the dev half plus `FAQ_PROBES`.
   The token budget (`answer.context_tokens`) is not modelled: it needs the
   chat model's tokenizer.
 - `dialogue.follow_up_max_score`: only messages with a weak follow-up cue
@@ -69,6 +71,10 @@ GOLDEN_DIR = Path("data/sample_shop/golden")
 ANSWERABLE = GOLDEN_DIR / "sample_golden.jsonl"
 UNANSWERABLE = GOLDEN_DIR / "sample_unanswerable.jsonl"
 FOLLOWUPS = GOLDEN_DIR / "sample_followups.jsonl"
+FAQ_PROBES = GOLDEN_DIR / "sample_faq_probes.dev.jsonl"
+"""Dev-only questions written for the FAQ fast path: near misses (an FAQ is close, a
+policy holds the answer, or nothing does) and paraphrases of FAQ questions. The dev half
+of the golden set has too few near misses to place the FAQ threshold on its own."""
 
 
 # --- fitting (pure) -------------------------------------------------------------
@@ -334,6 +340,8 @@ class Probed:
     """(probe score, is a follow-up) of the messages with a weak follow-up cue."""
     different: tuple[list[float], list[float]]
     """Cosines between pairs of different questions (the repeat detector's negatives)."""
+    faq_probes: list[Probe] = field(default_factory=list)
+    """`FAQ_PROBES`, dev only: more dev rows for the FAQ threshold and the pack margin."""
 
 
 def fit_all(
@@ -368,7 +376,8 @@ def fit_all(
         )
     ]
 
-    faq_rows = tuple([p.faq for p in _past_gate(ps, r.min_dense_score)] for ps in (dev, test))
+    faq_dev = [*dev, *probed.faq_probes]  # the dev half and the written near misses
+    faq_rows = tuple([p.faq for p in _past_gate(ps, r.min_dense_score)] for ps in (faq_dev, test))
     out.append(
         _fitted(
             "retrieval.faq_direct_score",
@@ -382,7 +391,9 @@ def fit_all(
         )
     )
 
-    model_rows = tuple(_to_model(ps, r.min_dense_score, r.faq_direct_score) for ps in (dev, test))
+    model_rows = tuple(
+        _to_model(ps, r.min_dense_score, r.faq_direct_score) for ps in (faq_dev, test)
+    )
 
     def margin_of(probes: list[Probe], m: float) -> dict[str, Any]:
         return margin_stats(*_margins(probes, m), m)
@@ -495,7 +506,10 @@ def probe(container: Container) -> tuple[Probed, dict[str, Any]]:
         scored, cues[half] = _follow_ups(container, half_path(FOLLOWUPS, half))
         follows.append(scored)
         different.append(_different(container, rows, half_path(FOLLOWUPS, half)))
-    probed = Probed((golden[0], golden[1]), (follows[0], follows[1]), (different[0], different[1]))
+    faq_probes = probe_rows(container, load_golden(FAQ_PROBES), keys)
+    probed = Probed(
+        (golden[0], golden[1]), (follows[0], follows[1]), (different[0], different[1]), faq_probes
+    )
     return probed, {"follow_up_cues": cues}
 
 
@@ -518,6 +532,7 @@ def dump(probed: Probed) -> dict[str, Any]:
         "golden": [golden(h) for h in probed.golden],
         "follow_ups": [list(map(list, h)) for h in probed.follow_ups],
         "different": list(probed.different),
+        "faq_probes": golden(probed.faq_probes),
     }
 
 
@@ -538,7 +553,8 @@ def load(data: dict[str, Any]) -> Probed:
 
     dev, test = (golden(h) for h in data["golden"])
     fdev, ftest = ([(float(s), bool(f)) for s, f in h] for h in data["follow_ups"])
-    return Probed((dev, test), (fdev, ftest), (data["different"][0], data["different"][1]))
+    different = (data["different"][0], data["different"][1])
+    return Probed((dev, test), (fdev, ftest), different, golden(data.get("faq_probes", [])))
 
 
 def markdown(results: Sequence[Fitted], meta: dict[str, Any]) -> str:
