@@ -38,6 +38,7 @@ COPY prompts/ prompts/
 COPY data/ data/
 RUN pip install --no-cache-dir --no-deps -e . \
  && shopdesk models install \
+ && shopdesk models prepare \
  && shopdesk ingest data/sample_shop/kb \
  && chown -R 65534:65534 /data /models
 
