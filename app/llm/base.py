@@ -85,7 +85,7 @@ class LLM(Protocol):
 
 class WrappedLLM:
     """Base of an adapter around another `LLM` (the gate, a cache, a recorder): name,
-    context window and token counting pass through; a subclass overrides `stream`."""
+    context window and token counting pass through; each subclass writes its `stream`."""
 
     def __init__(self, inner: LLM) -> None:
         self._inner = inner
@@ -106,14 +106,3 @@ class WrappedLLM:
     def count_tokens(self, text: str) -> int:
         """Not wrapped: tokenising needs no turn at the model and no record."""
         return self._inner.count_tokens(text)
-
-    def stream(
-        self,
-        messages: Sequence[ChatMessage],
-        *,
-        max_tokens: int,
-        stop: threading.Event | None = None,
-        deadline: Deadline | None = None,
-    ) -> Iterator[str]:
-        """The inner model's pieces, unchanged."""
-        return self._inner.stream(messages, max_tokens=max_tokens, stop=stop, deadline=deadline)
